@@ -30,19 +30,34 @@
 
 /* Check that buf[0, len) holds exactly one valid canonical object of the
  * accepted subset, nested at most max_depth containers deep (max_depth <=
- * SC_MP_MAX_DEPTH). Every declared length or count is checked against the
- * bytes that remain before it is trusted (a count of N needs at least N
- * bytes). Strings must be valid UTF-8 (no overlong forms, no surrogates,
- * nothing above U+10FFFF) without U+0000. Returns 0 or the first error:
- * SECCHAT_ERR_TRUNCATED, _COUNT_OVERFLOW, _DEPTH, _NONCANONICAL,
- * _TRAILING_BYTES, _FORBIDDEN_TYPE, _INVALID_BYTE, _BAD_UTF8,
- * _NUL_IN_STRING. Never allocates; runs in O(len). */
+ * SC_MP_MAX_DEPTH, else SECCHAT_ERR_INVALID_ARGUMENT). Every declared length
+ * or count is checked against the bytes that remain before it is trusted.
+ * Strings must be valid UTF-8 (no overlong forms, no surrogates, nothing
+ * above U+10FFFF) without U+0000. Returns 0 or the first error, scanning
+ * left to right:
+ *   SECCHAT_ERR_TRUNCATED       empty input, a header cut short, or a
+ *                               str/bin length > bytes left
+ *   SECCHAT_ERR_COUNT_OVERFLOW  the elements owed by all open arrays
+ *                               exceed the bytes left (each needs >= 1)
+ *   SECCHAT_ERR_DEPTH           an array nested deeper than max_depth
+ *   SECCHAT_ERR_NONCANONICAL    a header not in its shortest form
+ *   SECCHAT_ERR_TRAILING_BYTES  bytes after the object
+ *   SECCHAT_ERR_FORBIDDEN_TYPE  map, float, ext (detected on the type byte,
+ *                               before any length is read)
+ *   SECCHAT_ERR_INVALID_BYTE    0xc1
+ *   SECCHAT_ERR_BAD_UTF8, SECCHAT_ERR_NUL_IN_STRING
+ * Never allocates; iterative (no recursion); runs in O(len). */
 int sc_mp_validate(const uint8_t *buf, size_t len, unsigned max_depth);
 
 /* Cursor over a validated object. The read functions check the type of the
  * next element and advance past it; on error (SECCHAT_ERR_SCHEMA for a
  * wrong type, SECCHAT_ERR_BAD_LENGTH for a str/bin outside [min, max]) the
- * cursor is left unchanged. Pointers returned point into the buffer. */
+ * cursor is left unchanged. Pointers returned point into the buffer.
+ * They re-check bounds and canonical headers themselves (so reading
+ * unvalidated bytes cannot read out of bounds), but they do not check
+ * UTF-8, NUL or trailing bytes: run sc_mp_validate() on the whole object
+ * first. read_uint accepts only unsigned forms (a negative value is
+ * SECCHAT_ERR_SCHEMA); read_int accepts any integer in int64 range. */
 typedef struct sc_mp_reader {
   const uint8_t *p;
   const uint8_t *end;
@@ -64,15 +79,16 @@ int sc_mp_skip(sc_mp_reader *r);
 /* 1 if the cursor consumed the whole buffer. */
 int sc_mp_at_end(const sc_mp_reader *r);
 
-/* Writer: msgpack-c's packer over a caller-owned fixed buffer. Writes past
- * the capacity are not performed and latch `overflow`; check it (or the
- * return of sc_mp_writer_finish) once at the end. */
+/* Writer: msgpack-c's packer (shortest encodings) over a caller-owned
+ * fixed buffer. A write that does not fit is not performed and latches
+ * `overflow`; every later write is then dropped too, so check once at the
+ * end with sc_mp_writer_finish(). The struct holds no msgpack-c state (a
+ * packer is built per call), so it may be copied. */
 typedef struct sc_mp_writer {
   uint8_t *buf;
   size_t cap;
   size_t len;
   int overflow;
-  void *packer_storage[4]; /* msgpack_packer, opaque here */
 } sc_mp_writer;
 
 void sc_mp_writer_init(sc_mp_writer *w, uint8_t *buf, size_t cap);
