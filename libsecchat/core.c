@@ -30,6 +30,7 @@ static const struct error_info errors[] = {
   E(SECCHAT_ERR_NOT_FOUND, "not found"),
   E(SECCHAT_ERR_EXISTS, "already exists"),
   E(SECCHAT_ERR_TOO_LONG, "input too long"),
+  E(SECCHAT_ERR_AMBIGUOUS, "name matches several identities"),
   E(SECCHAT_ERR_PROTOCOL, "protocol violation"),
   E(SECCHAT_ERR_FRAME_EMPTY, "empty frame (length prefix 0)"),
   E(SECCHAT_ERR_FRAME_TOO_LARGE, "frame larger than the limit"),

@@ -83,3 +83,92 @@ int sc_check_dh_pk(const uint8_t pk[32])
   sodium_memzero(out, sizeof out);
   return bad ? SECCHAT_ERR_BAD_KEY : 0;
 }
+
+/* ---- Raw primitive wrappers (see crypto.h) ---------------------------- */
+
+int sc_ed25519_verify(const uint8_t *sig, size_t sig_len, const uint8_t *msg, size_t len,
+                      const uint8_t *pk, size_t pk_len)
+{
+  if (sig_len != crypto_sign_BYTES || pk_len != crypto_sign_PUBLICKEYBYTES)
+    return SECCHAT_ERR_SIGNATURE;
+  return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : SECCHAT_ERR_SIGNATURE;
+}
+
+int sc_x25519(uint8_t out[32], const uint8_t scalar[32], const uint8_t point[32])
+{
+  if (crypto_scalarmult(out, scalar, point) != 0) {
+    sodium_memzero(out, 32);
+    return SECCHAT_ERR_BAD_KEY;
+  }
+  return 0;
+}
+
+int sc_aead_chacha_encrypt(uint8_t *ct, const uint8_t *pt, size_t len, const uint8_t *ad,
+                           size_t ad_len, const uint8_t nonce[12], const uint8_t key[32])
+{
+  if (len > crypto_aead_chacha20poly1305_ietf_MESSAGEBYTES_MAX)
+    return SECCHAT_ERR_TOO_LONG;
+  return crypto_aead_chacha20poly1305_ietf_encrypt(ct, NULL, pt, len, ad, ad_len, NULL, nonce,
+                                                   key) == 0
+             ? 0
+             : SECCHAT_ERR_INTERNAL;
+}
+
+int sc_aead_chacha_decrypt(uint8_t *pt, const uint8_t *ct, size_t ct_len, const uint8_t *ad,
+                           size_t ad_len, const uint8_t nonce[12], const uint8_t key[32])
+{
+  if (ct_len < crypto_aead_chacha20poly1305_ietf_ABYTES)
+    return SECCHAT_ERR_DECRYPT;
+  if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ct_len, ad, ad_len, nonce,
+                                                key) != 0) {
+    sodium_memzero(pt, ct_len - crypto_aead_chacha20poly1305_ietf_ABYTES);
+    return SECCHAT_ERR_DECRYPT;
+  }
+  return 0;
+}
+
+int sc_aead_xchacha_encrypt(uint8_t *ct, const uint8_t *pt, size_t len, const uint8_t *ad,
+                            size_t ad_len, const uint8_t nonce[24], const uint8_t key[32])
+{
+  if (len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX)
+    return SECCHAT_ERR_TOO_LONG;
+  return crypto_aead_xchacha20poly1305_ietf_encrypt(ct, NULL, pt, len, ad, ad_len, NULL, nonce,
+                                                    key) == 0
+             ? 0
+             : SECCHAT_ERR_INTERNAL;
+}
+
+int sc_aead_xchacha_decrypt(uint8_t *pt, const uint8_t *ct, size_t ct_len, const uint8_t *ad,
+                            size_t ad_len, const uint8_t nonce[24], const uint8_t key[32])
+{
+  if (ct_len < crypto_aead_xchacha20poly1305_ietf_ABYTES)
+    return SECCHAT_ERR_DECRYPT;
+  if (crypto_aead_xchacha20poly1305_ietf_decrypt(pt, NULL, NULL, ct, ct_len, ad, ad_len, nonce,
+                                                 key) != 0) {
+    sodium_memzero(pt, ct_len - crypto_aead_xchacha20poly1305_ietf_ABYTES);
+    return SECCHAT_ERR_DECRYPT;
+  }
+  return 0;
+}
+
+int sc_sign_ctx_inplace(uint8_t sig[64], const char *ctx, uint8_t *msg, size_t len,
+                        const uint8_t sk[64])
+{
+  size_t clen = strlen(ctx);
+  uint8_t *start = msg - clen - 1;
+  memcpy(start, ctx, clen);
+  start[clen] = 0;
+  return crypto_sign_detached(sig, NULL, start, clen + 1 + len, sk) == 0 ? 0
+                                                                         : SECCHAT_ERR_INTERNAL;
+}
+
+int sc_verify_ctx_inplace(const uint8_t sig[64], const char *ctx, uint8_t *msg, size_t len,
+                          const uint8_t pk[32])
+{
+  size_t clen = strlen(ctx);
+  uint8_t *start = msg - clen - 1;
+  memcpy(start, ctx, clen);
+  start[clen] = 0;
+  return crypto_sign_verify_detached(sig, start, clen + 1 + len, pk) == 0 ? 0
+                                                                          : SECCHAT_ERR_SIGNATURE;
+}

@@ -54,6 +54,7 @@ typedef enum secchat_error {
   SECCHAT_ERR_NOT_FOUND = -5,         /* no such item */
   SECCHAT_ERR_EXISTS = -6,            /* item already exists */
   SECCHAT_ERR_TOO_LONG = -7,          /* input longer than its limit */
+  SECCHAT_ERR_AMBIGUOUS = -8,         /* a name matches several identities */
 
   /* codec / protocol */
   SECCHAT_ERR_PROTOCOL = -100,          /* generic protocol violation */
@@ -164,6 +165,9 @@ SECCHAT_API size_t secchat_route_id_bytes(void);
 SECCHAT_API size_t secchat_chat_id_bytes(void);
 SECCHAT_API size_t secchat_msg_id_bytes(void);
 SECCHAT_API size_t secchat_hash_bytes(void);
+
+#include <secchat/identity.h>
+#include <secchat/token.h>
 
 #ifdef __cplusplus
 }
