@@ -456,6 +456,30 @@ START_TEST(low_order_x25519_rejected)
 }
 END_TEST
 
+/* sc_check_dh_pk compares against a fixed list of low-order encodings;
+ * libsodium decides the same question by multiplying. Both must agree on
+ * every input: the list, its top-bit variants and random keys. */
+START_TEST(dh_check_agrees_with_scalarmult)
+{
+  static const uint8_t probe[32] = {9};
+  uint8_t pk[32], out[32];
+  int rejected = 0;
+  for (int i = 0; i < 4000; i++) {
+    if (i < 512) {
+      /* every list entry with both top-bit values, plus neighbours */
+      memset(pk, i & 1 ? 0xff : 0, 32);
+      pk[0] = (uint8_t)(i >> 1);
+    } else {
+      randombytes_buf(pk, sizeof pk);
+    }
+    int lib_bad = crypto_scalarmult(out, probe, pk) != 0;
+    ck_assert_int_eq(sc_check_dh_pk(pk) == SECCHAT_ERR_BAD_KEY, lib_bad);
+    rejected += lib_bad;
+  }
+  ck_assert_int_eq(rejected, 5); /* 0, 1, and p-1, p, p+1 (0xec..0xee) */
+}
+END_TEST
+
 static Suite *identity_suite(void)
 {
   Suite *s = suite_create("identity");
@@ -472,6 +496,7 @@ static Suite *identity_suite(void)
   tcase_add_test(tc, safety_number_properties);
   tcase_add_test(tc, size_getters);
   tcase_add_test(tc, low_order_x25519_rejected);
+  tcase_add_test(tc, dh_check_agrees_with_scalarmult);
   suite_add_tcase(s, tc);
   return s;
 }
