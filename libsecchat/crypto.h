@@ -22,6 +22,7 @@
 #define SC_CTX_KEYREQ "secchat/keyreq/v1"     /* sender-key request */
 #define SC_CTX_FPR "secchat/fpr/v1"           /* fingerprint hash prefix */
 #define SC_CTX_SAFETY "secchat/safety/v1"     /* safety number hash prefix */
+#define SC_CTX_SERVER_FPR "secchat/server-fpr/v1" /* server fingerprint prefix */
 
 /* Ed25519 detached signature over ctx || 0x00 || msg with a 64-byte
  * libsodium secret key. Returns 0 or a SECCHAT_ERR_* code. */

@@ -15,6 +15,8 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "crypto.h"
+
 struct secchat_server_key {
   EVP_PKEY *pkey;
   char *priv_pem; /* sodium_malloc'd, NUL-terminated */
@@ -247,4 +249,18 @@ int sc_servkey_canonical_public_pem(const char *pem, size_t len, char **out, siz
     *out = NULL;
   }
   return rc;
+}
+
+int sc_servkey_server_fingerprint(const uint8_t noise_pk[32], const uint8_t token_fp[32],
+                                  uint8_t out[32])
+{
+  crypto_generichash_state st;
+  if (crypto_generichash_init(&st, NULL, 0, 32) != 0 ||
+      crypto_generichash_update(&st, (const uint8_t *)SC_CTX_SERVER_FPR,
+                                sizeof SC_CTX_SERVER_FPR) != 0 || /* with the 0x00 */
+      crypto_generichash_update(&st, noise_pk, 32) != 0 ||
+      crypto_generichash_update(&st, token_fp, 32) != 0 ||
+      crypto_generichash_final(&st, out, 32) != 0)
+    return SECCHAT_ERR_INTERNAL;
+  return 0;
 }

@@ -25,4 +25,10 @@ const char *sc_servkey_public_pem(const secchat_server_key *key, size_t *len);
 int sc_servkey_canonical_public_pem(const char *pem, size_t len, char **out, size_t *out_len,
                                     uint8_t *fp);
 
+/* Server fingerprint (docs/relay.md, "Fingerprint"): BLAKE2b-256 of
+ * "secchat/server-fpr/v1" || 0x00 || noise_pk || token_fp, where token_fp
+ * is the token key's fingerprint. Returns 0 or SECCHAT_ERR_INTERNAL. */
+int sc_servkey_server_fingerprint(const uint8_t noise_pk[32], const uint8_t token_fp[32],
+                                  uint8_t out[32]);
+
 #endif

@@ -1,11 +1,8 @@
 /*
- * main.c: chatd entry point.
- *
- * For now this is the platform layer only: configuration, process
- * hardening, data directory checks and logging (file + syslog). The relay
- * itself (server core in libsecchat, epoll workers) is not built yet, so
- * running the relay, keygen and pubkey end with a clear message and exit
- * status 1 instead of pretending to work.
+ * main.c: chatd entry point: configuration, process hardening, the data
+ * directory and its keys, logging (file + syslog), then the relay
+ * (relay.h) until SIGTERM/SIGINT. `chatd keygen` and `chatd pubkey` manage
+ * the server keys (keys.h).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -18,15 +15,15 @@
 #include <secchat/secchat.h>
 
 #include "config.h"
+#include "keys.h"
 #include "log.h"
+#include "relay.h"
 #include "secfile.h"
 #include "syslog.h"
 
-#define SYSLOG_FLUSH_MS 2000u /* shutdown budget for the collector */
+#define SYSLOG_FLUSH_MS 300u /* shutdown budget for the collector (exit within 2 s) */
 
 extern char **environ;
-
-static const char not_built[] = "the relay core is not built yet";
 
 /* Keys live in this process: no core dumps, no ptrace by other processes
  * of the same user, new files private, and a peer closing its socket
@@ -74,14 +71,43 @@ static void log_start(chatd_log *lg, const chatd_config *cfg)
             chatd_f_str("metrics", cfg->metrics_enabled ? cfg->metrics.text : "off"));
 }
 
+/* Load the keys, or create them on a first start (both files absent). */
+static int open_keys(const chatd_config *cfg, chatd_log *lg, chatd_keys *keys, char *err,
+                     size_t errlen)
+{
+  int rc = chatd_keys_load(keys, cfg->data_dir, err, errlen);
+
+  if (rc == CHATD_KEYS_MISSING) {
+    if (chatd_keys_create(cfg->data_dir, err, errlen) != 0)
+      return -1;
+    rc = chatd_keys_load(keys, cfg->data_dir, err, errlen);
+    if (rc == 0) {
+      CHATD_LOG(lg, CHATD_LOG_WARN, "keys_created", chatd_f_str("data_dir", cfg->data_dir),
+                chatd_f_str("fingerprint", keys->fingerprint));
+      fprintf(stderr, "chatd: created new server keys in %s (fingerprint %s)\n", cfg->data_dir,
+              keys->fingerprint);
+    }
+  }
+  return rc == 0 ? 0 : -1;
+}
+
 static int run(const chatd_config *cfg)
 {
   chatd_log_options lo;
   chatd_syslog *sl = NULL;
   chatd_log *lg = NULL;
+  chatd_keys keys;
   char err[PATH_MAX + 256];
+  int rc = CHATD_EXIT_FAILURE;
 
   harden_process();
+  memset(&keys, 0, sizeof keys);
+  /* Before any thread exists (the syslog sender, workers): signals are
+   * taken synchronously by the relay through a signalfd. */
+  if (chatd_relay_block_signals() != 0) {
+    fprintf(stderr, "chatd: cannot block signals\n");
+    return CHATD_EXIT_FAILURE;
+  }
   if (chatd_secfile_datadir(cfg->data_dir, err, sizeof err) != CHATD_SECFILE_OK) {
     fprintf(stderr, "chatd: %s\n", err);
     return CHATD_EXIT_FAILURE;
@@ -100,17 +126,60 @@ static int run(const chatd_config *cfg)
   }
 
   log_start(lg, cfg);
-  CHATD_LOG(lg, CHATD_LOG_ERROR, "stop", chatd_f_str("reason", not_built));
-  fprintf(stderr, "chatd: cannot serve: %s (configuration, data directory and logging are "
-                  "ready; see %s)\n",
-          not_built, cfg->log_file);
+  if (open_keys(cfg, lg, &keys, err, sizeof err) == 0)
+    rc = chatd_relay_run(cfg, &keys, lg, sl, err, sizeof err);
+  chatd_keys_clear(&keys);
+  if (rc != CHATD_EXIT_OK) {
+    CHATD_LOG(lg, CHATD_LOG_ERROR, "stop", chatd_f_str("reason", err));
+    fprintf(stderr, "chatd: %s\n", err);
+  } else {
+    CHATD_LOG(lg, CHATD_LOG_INFO, "stop", chatd_f_str("reason", "signal"));
+  }
 
   if (sl && !chatd_syslog_flush(sl, SYSLOG_FLUSH_MS))
     fprintf(stderr, "chatd: some log records did not reach the syslog collector %s\n",
             cfg->syslog.text);
   chatd_log_free(lg);
   chatd_syslog_free(sl);
-  return CHATD_EXIT_FAILURE;
+  return rc;
+}
+
+static int cmd_keygen(const chatd_config *cfg)
+{
+  char err[PATH_MAX + 256];
+  chatd_keys keys;
+
+  if (chatd_secfile_datadir(cfg->data_dir, err, sizeof err) != CHATD_SECFILE_OK ||
+      chatd_keys_create(cfg->data_dir, err, sizeof err) != 0 ||
+      chatd_keys_load(&keys, cfg->data_dir, err, sizeof err) != 0) {
+    fprintf(stderr, "chatd: %s\n", err);
+    return CHATD_EXIT_FAILURE;
+  }
+  printf("created %s/%s and %s/%s\nfingerprint %s\n", cfg->data_dir, CHATD_TOKEN_KEY_FILE,
+         cfg->data_dir, CHATD_NOISE_KEY_FILE, keys.fingerprint);
+  chatd_keys_clear(&keys);
+  return CHATD_EXIT_OK;
+}
+
+static int cmd_pubkey(const chatd_config *cfg)
+{
+  char err[PATH_MAX + 256];
+  chatd_keys keys;
+  int rc = chatd_keys_load(&keys, cfg->data_dir, err, sizeof err);
+
+  if (rc == CHATD_KEYS_MISSING) {
+    fprintf(stderr, "chatd: no server keys in %s (create them with 'chatd keygen')\n",
+            cfg->data_dir);
+    return CHATD_EXIT_FAILURE;
+  }
+  if (rc != 0) {
+    fprintf(stderr, "chatd: %s\n", err);
+    return CHATD_EXIT_FAILURE;
+  }
+  /* The PEM ends with a newline. */
+  printf("%sfingerprint %s\n", keys.public_pem, keys.fingerprint);
+  chatd_keys_clear(&keys);
+  return CHATD_EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -138,11 +207,18 @@ int main(int argc, char **argv)
     return CHATD_EXIT_OK;
   case CHATD_CMD_KEYGEN:
   case CHATD_CMD_PUBKEY:
-    fprintf(stderr, "chatd %s: not yet available: %s\n",
-            cfg.command == CHATD_CMD_KEYGEN ? "keygen" : "pubkey", not_built);
-    return CHATD_EXIT_FAILURE;
+    harden_process();
+    if (secchat_init() != 0) {
+      fprintf(stderr, "chatd: cannot initialise libsecchat\n");
+      return CHATD_EXIT_FAILURE;
+    }
+    return cfg.command == CHATD_CMD_KEYGEN ? cmd_keygen(&cfg) : cmd_pubkey(&cfg);
   case CHATD_CMD_RUN:
     break;
+  }
+  if (secchat_init() != 0) {
+    fprintf(stderr, "chatd: cannot initialise libsecchat\n");
+    return CHATD_EXIT_FAILURE;
   }
   return run(&cfg);
 }

@@ -168,6 +168,8 @@ SECCHAT_API size_t secchat_hash_bytes(void);
 
 #include <secchat/identity.h>
 #include <secchat/token.h>
+#include <secchat/server.h>
+#include <secchat/client.h>
 
 #ifdef __cplusplus
 }

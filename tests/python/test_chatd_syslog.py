@@ -7,7 +7,9 @@ our records (RFC 5424), every record comes out whole, in order, with the
 right PRI, version, app name, MSGID and message.
 
 The records come from chatd_logprobe (apps/chatd/tests), which writes through
-chatd's own logger and syslog client, and from the chatd binary itself.
+chatd's own logger and syslog client, and from the chatd binary itself while
+it relays. The last tests (security.md D7) check that a stuck or absent
+collector never affects relaying.
 """
 import os
 import pathlib
@@ -20,9 +22,9 @@ import time
 
 import pytest
 
+from chatd_util import BINARY_DIR, CHATD, RELAYCLIENT, Chatd, metric, parse_prometheus
+
 RSYSLOGD = "/usr/sbin/rsyslogd"
-BINARY_DIR = pathlib.Path(os.environ.get("SECCHAT_BINARY_DIR", "build"))
-CHATD = BINARY_DIR / "apps" / "chatd" / "chatd"
 PROBE = BINARY_DIR / "apps" / "chatd" / "chatd_logprobe"
 
 TEMPLATE = ("%pri%|%protocol-version%|%timereported:::date-rfc3339%|%hostname%|"
@@ -111,7 +113,7 @@ def rsyslog(tmp_path):
     if not os.access(RSYSLOGD, os.X_OK):
         pytest.fail(f"{RSYSLOGD} not found: these tests need the Debian package rsyslog "
                     "(scripts/install-deps must install it)")
-    for exe in (CHATD, PROBE):
+    for exe in (CHATD, PROBE, RELAYCLIENT):
         if not os.access(exe, os.X_OK):
             pytest.fail(f"{exe} not built (set SECCHAT_BINARY_DIR to the build tree)")
     r = Rsyslog(tmp_path)
@@ -155,22 +157,93 @@ def test_udp_through_rsyslog(rsyslog, tmp_path):
     check_probe_records(rsyslog.records(want=200), lines, 200)
 
 
+def relay_traffic(d, n=20):
+    """Two clients on one route exchange n messages; every one must arrive."""
+    c = d.client()
+    try:
+        a = c.login(0, "alpha")
+        c.login(1, "beta")
+        c.ok("open 0 1")
+        c.ok("open 1 1")
+        assert c.recv(0, 3000, skip_presence=False).startswith("frame PRESENCE route=1 ")
+        assert c.recv(1, 3000, skip_presence=False).startswith("frame PRESENCE route=1 ")
+        t0 = time.monotonic()
+        for k in range(n):
+            c.ok(f"gsend 0 1 {k + 1} {k:04x}")
+            assert c.recv(0) == f"frame RELAYED ref={k + 1}"
+            assert c.recv(1) == f"frame DELIVER route=1 from={a} blob={k:04x}"
+        return time.monotonic() - t0
+    finally:
+        c.close()
+
+
 def test_chatd_binary_forwards_its_records(rsyslog, tmp_path):
-    log = tmp_path / "chatd.log"
-    env = {"PATH": "/usr/bin:/bin", "CHATD_SYSLOG": f"tcp://127.0.0.1:{rsyslog.tcp}"}
-    p = subprocess.run([str(CHATD), "--data-dir", str(tmp_path / "data"), "--log-file", str(log),
-                        "--name", "relay-test"], env=env, capture_output=True, text=True,
-                       timeout=30)
-    # The relay core is not built yet: chatd says so and exits 1, after
-    # logging (and forwarding) its start and stop records.
-    assert p.returncode == 1, p.stderr
-    assert "the relay core is not built yet" in p.stderr
-    recs = rsyslog.records(want=2)
-    assert [r[6] for r in recs] == ["start", "stop"]
-    start, stop = recs
-    assert start[0] == "30" and stop[0] == "27"  # daemon.info, daemon.err
-    assert "name=relay-test" in start[8]
-    assert f"syslog=127.0.0.1:{rsyslog.tcp}" in start[8]
-    assert stop[8] == 'reason="the relay core is not built yet"'
-    file_lines = log.read_text().splitlines()
-    assert [ln.split(" ", 3)[3] for ln in file_lines] == [start[8], stop[8]]
+    d = Chatd(tmp_path, "--syslog", f"tcp://127.0.0.1:{rsyslog.tcp}", metrics=False)
+    relay_traffic(d, 3)
+    rc, took = d.stop()
+    assert rc == 0 and took < 2.0, d.stderr()
+    file_lines = d.log_text().splitlines()
+    recs = rsyslog.records(want=len(file_lines))
+    # Every file line reached rsyslog whole, with its event name as MSGID
+    # and its severity in PRI (daemon = facility 3). Records of different
+    # workers may reach the two sinks in a different order.
+    assert len(recs) == len(file_lines)
+    sev = {"debug": 7, "info": 6, "warn": 4, "error": 3}
+    want = []
+    for line in file_lines:
+        ts, level, event, *rest = line.split(" ", 3)
+        want.append((str(3 * 8 + sev[level]), event, rest[0] if rest else ""))
+    assert sorted(want) == sorted((r[0], r[6], r[8]) for r in recs)
+    events = [r[6] for r in recs]
+    for ev in ("start", "listening", "connect", "register", "auth_ok", "stopping", "stop"):
+        assert ev in events
+    assert "name=relay.test" in recs[0][8]
+    assert f"syslog=127.0.0.1:{rsyslog.tcp}" in recs[0][8]
+
+
+def test_relaying_unaffected_by_a_stuck_collector(tmp_path):
+    """D7: a collector that accepts but never reads. Relaying goes on at
+    full speed, the queue stays within its bound, and SIGTERM still exits
+    within 2 s (the final flush is bounded). Kernel socket buffers absorb a
+    few MB before the queue itself fills; the queue-full drops are counted
+    in test_chatd_syslog (collector_never_reads, small_queue_limits)."""
+    stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(1)
+    port = stuck.getsockname()[1]
+    d = Chatd(tmp_path, "--syslog", f"tcp://127.0.0.1:{port}", "--log-level", "debug")
+    conn, _ = stuck.accept()  # accepted, never read
+    try:
+        # Connections that come and go log 2 lines each (batches of 10
+        # addresses x 10: within the per-address cap and the backlog).
+        for _ in range(5):
+            conns = [socket.create_connection(("127.0.0.1", d.port),
+                                              source_address=(f"127.0.0.{2 + i // 10}", 0))
+                     for i in range(100)]
+            for s in conns:
+                s.close()
+        took = relay_traffic(d, 150)
+        st = parse_prometheus(d.metrics()[2])
+        assert metric(st, "chatd_syslog_sent_total") > 800  # went to the stuck peer
+        assert metric(st, "chatd_syslog_queued") <= 1024
+        assert took < 10
+    finally:
+        rc, t = d.stop()
+        conn.close()
+        stuck.close()
+    assert rc == 0 and t < 2.0, d.stderr()
+
+
+@pytest.mark.parametrize("uri", ["tcp", "udp"])
+def test_relaying_unaffected_without_a_collector(tmp_path, uri):
+    """D7: nothing listens at the collector address (TCP refused, UDP
+    into the void)."""
+    port = free_port(socket.SOCK_STREAM if uri == "tcp" else socket.SOCK_DGRAM)
+    d = Chatd(tmp_path, "--syslog", f"{uri}://127.0.0.1:{port}")
+    try:
+        relay_traffic(d, 50)
+    finally:
+        rc, t = d.stop()
+    assert rc == 0 and t < 2.0, d.stderr()
+    assert " info stop reason=signal" in d.log_text()

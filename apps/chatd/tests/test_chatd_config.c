@@ -453,34 +453,49 @@ START_TEST(binary_help_and_version)
 }
 END_TEST
 
-START_TEST(binary_keygen_not_available)
+/* keygen creates the data directory (0700) and the keys; a second keygen
+ * refuses to overwrite them. (Key file checks: test_chatd_keys.) */
+START_TEST(binary_keygen)
 {
-  char *er;
-  char *argv[] = {(char *)(uintptr_t)chatd_bin(), "keygen", "--data-dir", "/nonexistent/x", NULL};
+  char *dir = ctu_tmpdir(), data[512], *out, *er;
+  struct stat st;
+  char *argv[] = {(char *)(uintptr_t)chatd_bin(), "keygen", "--data-dir", data, NULL};
   char *env[] = {NULL};
 
+  snprintf(data, sizeof data, "%s/k/data", dir);
+  ck_assert_int_eq(ctu_exec(argv, env, &out, &er), 0);
+  ck_assert_ptr_nonnull(strstr(out, "\nfingerprint "));
+  ck_assert_int_eq(stat(data, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 07777, 0700);
+  free(out), free(er);
   ck_assert_int_eq(ctu_exec(argv, env, NULL, &er), 1);
-  ck_assert_str_eq(er, "chatd keygen: not yet available: the relay core is not built yet\n");
+  ck_assert_ptr_nonnull(strstr(er, "the file exists"));
   free(er);
+  ctu_rm_rf(dir);
+  free(dir);
 }
 END_TEST
 
-/* Running the relay: the platform part really runs (data dir created 0700,
- * log file 0600 with a start record), then a clear exit 1. */
+/* Running the relay on an address already in use: the platform part
+ * really runs (data dir created 0700, log file 0600 with a start record,
+ * keys created), then a clear exit 1 naming the address. */
 START_TEST(binary_run_stops_clearly)
 {
-  char *dir = ctu_tmpdir(), data[512], logf[512], dd[600], lf[600], *er, *log;
+  char *dir = ctu_tmpdir(), data[512], logf[512], dd[600], lf[600], ls[64], *er, *log;
   struct stat st;
+  struct sockaddr_in busy;
+  int bfd = ctu_tcp_listener(&busy, 1);
 
   snprintf(data, sizeof data, "%s/a/b/data", dir);
   snprintf(logf, sizeof logf, "%s/chatd.log", dir);
   snprintf(dd, sizeof dd, "--data-dir=%s", data);
   snprintf(lf, sizeof lf, "--log-file=%s", logf);
-  char *argv[] = {(char *)(uintptr_t)chatd_bin(), dd, lf, "--name", "t1", NULL};
+  snprintf(ls, sizeof ls, "--listen=127.0.0.1:%u", (unsigned)ntohs(busy.sin_port));
+  char *argv[] = {(char *)(uintptr_t)chatd_bin(), dd, lf, ls, "--name", "t1", NULL};
   char *env[] = {NULL};
 
   ck_assert_int_eq(ctu_exec(argv, env, NULL, &er), 1);
-  ck_assert_ptr_nonnull(strstr(er, "the relay core is not built yet"));
+  ck_assert_ptr_nonnull(strstr(er, "cannot listen on 127.0.0.1:"));
   free(er);
   ck_assert_int_eq(stat(data, &st), 0);
   ck_assert_uint_eq(st.st_mode & 07777, 0700);
@@ -489,8 +504,12 @@ START_TEST(binary_run_stops_clearly)
   log = ctu_read_file(logf, NULL);
   ck_assert_ptr_nonnull(strstr(log, " info start version="));
   ck_assert_ptr_nonnull(strstr(log, " name=t1 "));
-  ck_assert_ptr_nonnull(strstr(log, " error stop reason=\"the relay core is not built yet\"\n"));
+  ck_assert_ptr_nonnull(strstr(log, " error stop reason=\"cannot listen on 127.0.0.1:"));
   free(log);
+  char key[600];
+  snprintf(key, sizeof key, "%s/token_key.pem", data);
+  ck_assert_int_eq(stat(key, &st), 0);
+  ck_assert_uint_eq(st.st_mode & 07777, 0600);
 
   /* A data dir open to others is refused before anything else. */
   ck_assert_int_eq(chmod(data, 0755), 0);
@@ -498,6 +517,7 @@ START_TEST(binary_run_stops_clearly)
   ck_assert_ptr_nonnull(strstr(er, "mode 0755, must be 0700"));
   ck_assert_ptr_nonnull(strstr(er, data));
   free(er);
+  close(bfd);
   ctu_rm_rf(dir);
   free(dir);
 }
@@ -528,7 +548,7 @@ static Suite *suite(void)
   tcase_set_timeout(bin, 30);
   tcase_add_test(bin, binary_usage_error_exit_2);
   tcase_add_test(bin, binary_help_and_version);
-  tcase_add_test(bin, binary_keygen_not_available);
+  tcase_add_test(bin, binary_keygen);
   tcase_add_test(bin, binary_run_stops_clearly);
   suite_add_tcase(s, bin);
   return s;
