@@ -231,8 +231,11 @@ void grp_chat_free(grp_chat *c)
   free(c->seen);
   free(c->track);
   if (c->hist) {
-    for (uint32_t i = 0; i < c->hist_count; i++)
-      free(c->hist[(c->hist_head + i) % SC_GRP_HIST_MAX_ITEMS].inner);
+    for (uint32_t i = 0; i < c->hist_count; i++) {
+      grp_hist *h = &c->hist[(c->hist_head + i) % SC_GRP_HIST_MAX_ITEMS];
+      sodium_memzero(h->inner, h->inner_len); /* plaintext */
+      free(h->inner);
+    }
     free(c->hist);
   }
   for (uint32_t i = 0; i < c->npblob; i++)
@@ -349,9 +352,16 @@ grp_member *grp_member_get(grp_chat *c, const uint8_t uid[20])
     uint32_t cap = c->mem_cap ? c->mem_cap * 2 : 8;
     if (cap > SC_GRP_MAX_LOG)
       return NULL;
-    grp_member *n = realloc(c->mem, cap * sizeof *n);
+    /* Not realloc: records hold other members' chain keys, and the old
+     * block must be wiped before it goes back to the allocator. */
+    grp_member *n = malloc(cap * sizeof *n);
     if (!n)
       return NULL;
+    if (c->nmem) {
+      memcpy(n, c->mem, c->nmem * sizeof *n);
+      sodium_memzero(c->mem, c->mem_cap * sizeof *n);
+    }
+    free(c->mem);
     c->mem = n;
     c->mem_cap = cap;
   }
@@ -1275,7 +1285,11 @@ static int deliver(sc_group *g, grp_chat *c, const uint8_t route_id[32], const u
     grp_warn(g, c, rc, from_uid);
   } else {
     int err;
-    if (!grp_author_ok(g, c, &o.inner, o.msg_id, &err) || !grp_continuity_ok(c, &o.inner, o.msg_id)) {
+    /* Every stored inner must fit one history page (group.h): an author
+     * who seals a larger one directly must not be able to stall everyone's
+     * history catch-up. */
+    if (o.inner_len > SC_GRP_MAX_INNER || !grp_author_ok(g, c, &o.inner, o.msg_id, &err) ||
+        !grp_continuity_ok(c, &o.inner, o.msg_id)) {
       g->st.verify_fail++;
       grp_warn(g, c, SECCHAT_ERR_AUTH, from_uid);
       rc = SECCHAT_ERR_AUTH;

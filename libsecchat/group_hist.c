@@ -33,6 +33,7 @@ void grp_hist_store(sc_group *g, grp_chat *c, const sc_sk_inner *in, const uint8
          (c->hist_count && c->hist_bytes + len > SC_GRP_HIST_MAX_BYTES)) {
     grp_hist *old = &c->hist[c->hist_head];
     c->hist_bytes -= old->inner_len;
+    sodium_memzero(old->inner, old->inner_len); /* plaintext */
     free(old->inner);
     old->inner = NULL;
     c->hist_head = (c->hist_head + 1) % SC_GRP_HIST_MAX_ITEMS;
@@ -60,6 +61,8 @@ void grp_hist_store(sc_group *g, grp_chat *c, const sc_sk_inner *in, const uint8
 int grp_verify_item(sc_group *g, grp_chat *c, const uint8_t *inner, size_t len,
                     const uint8_t sig[64], sc_sk_inner *in, uint8_t msg_id[32])
 {
+  if (len > SC_GRP_MAX_INNER) /* could never be served in one page */
+    return SECCHAT_ERR_TOO_LONG;
   int rc = sc_sk_inner_parse(inner, len, in);
   if (rc)
     return rc;
@@ -368,7 +371,7 @@ int grp_on_hist_resp(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint6
     size_t il;
     if ((rc = sc_mp_read_array(r, &k)) || k != 2)
       return rc ? rc : SECCHAT_ERR_SCHEMA;
-    if ((rc = sc_mp_read_bin(r, &inner, &il, 1, SC_SK_MAX_INNER)) ||
+    if ((rc = sc_mp_read_bin(r, &inner, &il, 1, SC_GRP_MAX_INNER)) ||
         (rc = sc_mp_read_bin_exact(r, &sig, 64)))
       return rc;
     sc_sk_inner in;

@@ -131,8 +131,11 @@ int sc_bucket_take(sc_bucket *b, uint64_t rate, uint64_t burst, uint64_t period_
     b->last_ms = now;
   } else if (now > b->last_ms) {
     uint64_t el = now - b->last_ms;
-    if (el > period_ms * 1000000u)
-      el = period_ms * 1000000u; /* long idle: full anyway, avoid overflow */
+    /* Past the time that refills the bucket, more idle adds nothing; the
+     * clamp keeps el * rate * 1000 far from overflow for any u32 rate. */
+    uint64_t fill_ms = cap / ((uint64_t)rate * 1000u) * period_ms + period_ms;
+    if (el > fill_ms)
+      el = fill_ms;
     uint64_t add = el * rate * 1000u / period_ms;
     b->level = (add >= cap || b->level >= cap - add) ? cap : b->level + add;
     b->last_ms = now;

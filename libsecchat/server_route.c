@@ -114,6 +114,11 @@ static void route_remove(secchat_server *srv, sc_route *r, sc_conn *c, int notif
   int pos = conn_route_pos(c, r);
   if (pos >= 0)
     c->routes[pos] = c->routes[--c->nroutes];
+  /* A replaced login (same uid, new connection) may already be on r: then
+   * the uid has not left, and an "offline" would be stale. */
+  for (uint32_t i = 0; notify && i < r->n; i++)
+    if (memcmp(r->members[i]->uid, c->uid, 20) == 0)
+      notify = 0;
   if (notify) {
     sc_route_presence(srv, r, c, c->uid, 0);
     sc_fan_route(srv, r, c->uid, 0);

@@ -718,6 +718,51 @@ static void go_online(int i)
   pump();
 }
 
+/* An author who seals an inner larger than one history page (bypassing
+ * sc_group_send_text) must be refused live and must not stall others'
+ * history catch-up (review finding: it used to end every response). */
+START_TEST(test_oversized_inner_refused)
+{
+  uint8_t chat[16];
+  net_setup(4);
+  make_chat(4, chat);
+  go_offline(3);
+  int k0 = nsent;
+  for (int i = 0; i < 3; i++)
+    ck_assert_int_eq(send_text(i % 3, chat, 1), 0);
+  pump();
+  grp_chat *c = grp_chat_find(N.n[2].g, chat);
+  ck_assert_ptr_nonnull(c);
+  size_t bl = SC_SK_MAX_BODY;
+  char *big = malloc(bl + 1);
+  memset(big, 'z', bl);
+  big[bl] = 0;
+  size_t cap = SC_SK_SEAL_CAP(bl);
+  uint8_t *blob = malloc(cap);
+  sc_sk_plain p = {.ts_ms = N.now, .flags = SC_GRP_FLAG_SHAREABLE, .content_type = SC_GRP_CT_TEXT,
+                   .body = (const uint8_t *)big, .body_len = bl};
+  uint8_t big_id[32];
+  int64_t n = sc_sk_seal(&c->tx, N.n[2].id, c->route, &p, blob, cap, big_id);
+  ck_assert_int_gt(n, 0);
+  ck_assert_uint_gt(n, SC_GRP_MAX_INNER);
+  for (int j = 0; j < 2; j++) /* never shown: drain_events would fail */
+    ck_assert_int_ne(sc_group_on_deliver(N.n[j].g, c->route, uid(2), blob, (size_t)n, N.now), 0);
+  free(blob);
+  pump();
+  for (int i = 0; i < 5; i++)
+    ck_assert_int_eq(send_text(i % 2, chat, 1), 0);
+  pump();
+  go_online(3);
+  N.now += SC_GRP_HIST_REFILL_MS * SC_GRP_HIST_BURST;
+  ck_assert_int_eq(sc_group_request_history(N.n[3].g, chat, 1, 0, N.now), 1);
+  pump();
+  ck_assert_int_eq(shown_count(3, k0, nsent), 8);
+  ck_assert_int_ge(N.n[3].hist_done, 1);
+  free(big);
+  net_teardown();
+}
+END_TEST
+
 START_TEST(test_history_catchup)
 {
   uint8_t chat[16];
@@ -1571,6 +1616,7 @@ static Suite *group_suite(void)
   tcase_add_test(tc, test_fifty_members);
   tcase_add_test(tc, test_rotation_and_keyreq);
   tcase_add_test(tc, test_history_catchup);
+  tcase_add_test(tc, test_oversized_inner_refused);
   tcase_add_test(tc, test_history_gap_second_peer);
   tcase_add_test(tc, test_history_forgery);
   tcase_add_test(tc, test_history_flood_and_phantom);
