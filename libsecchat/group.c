@@ -1206,9 +1206,15 @@ static void stash_blob(grp_chat *c, const uint8_t route[32], const uint8_t from[
   if (!copy)
     return;
   memcpy(copy, blob, len);
-  if (c->npblob == SC_GRP_PENDING_BLOBS) {
+  /* The relay chooses what lands here (nothing is authenticated yet), so
+   * both the count and the bytes are capped; the oldest go first. */
+  size_t bytes = len;
+  for (uint32_t i = 0; i < c->npblob; i++)
+    bytes += c->pblob[i].len;
+  while (c->npblob > 0 && (c->npblob == SC_GRP_PENDING_BLOBS || bytes > SC_GRP_PENDING_BYTES)) {
+    bytes -= c->pblob[0].len;
     free(c->pblob[0].blob);
-    memmove(&c->pblob[0], &c->pblob[1], (SC_GRP_PENDING_BLOBS - 1) * sizeof c->pblob[0]);
+    memmove(&c->pblob[0], &c->pblob[1], (c->npblob - 1) * sizeof c->pblob[0]);
     c->npblob--;
   }
   grp_pblob *p = &c->pblob[c->npblob++];

@@ -54,6 +54,7 @@
 #define SC_GRP_LOGREQ_REFILL_MS 1000u  /* ... refilled one per second */
 #define SC_GRP_MAX_REQS 16u            /* open history requests */
 #define SC_GRP_PENDING_BLOBS 64u       /* undecryptable blobs kept per chat */
+#define SC_GRP_PENDING_BYTES (1u << 20) /* ... and their total bytes per chat */
 #define SC_GRP_PENDING_DISTS 32u       /* early key distributions per chat */
 #define SC_GRP_ROTATE_MSGS 100u
 #define SC_GRP_ROTATE_MS (24ull * 3600 * 1000)
