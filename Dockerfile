@@ -7,7 +7,7 @@ FROM debian:12 AS build
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
       build-essential cmake pkg-config libsodium-dev libmsgpack-dev libjwt-dev \
-      libjansson-dev libssl-dev check && rm -rf /var/lib/apt/lists/*
+      libjansson-dev libssl-dev libedit-dev check && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSECCHAT_WERROR=ON \
@@ -21,7 +21,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSECCHAT_WERROR=ON \
 FROM debian:12-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-      libsodium23 libmsgpackc2 libjwt0 libjansson4 libssl3 \
+      libsodium23 libmsgpackc2 libjwt0 libjansson4 libssl3 libedit2 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /var/lib/chatd --create-home chatd \
  && chmod 0700 /var/lib/chatd
