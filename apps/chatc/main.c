@@ -1,10 +1,10 @@
 /*
- * chatc: the secchat client. This file is the program's skeleton: command
- * line, home directory (created/checked/locked), exit codes. The session
- * itself (identity, connection, events -> output) is glued to the
- * libsecchat client core on top of the platform modules in this directory.
+ * chatc: the secchat client. This file: command line, home directory
+ * (created/checked/locked), exit codes; the session itself (identity,
+ * connection, events -> output) is session.c.
  */
 #include "options.h"
+#include "session.h"
 #include "store.h"
 
 #include <secchat/secchat.h>
@@ -42,7 +42,7 @@ int main(int argc, char **argv)
   }
   if (opt.history_cap != 0)
     chatc_store_set_hist_cap(&st, opt.history_cap);
-  fprintf(stderr, "chatc: this build has no client session yet (home %s is ready)\n", home);
+  rc = chatc_session_run(&opt, &st);
   chatc_store_close(&st);
-  return CHATC_EXIT_RUNTIME;
+  return rc;
 }
