@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "crypto.h"
+#include "group.h"
 #include "identity.h"
 #include "mp.h"
 #include "rng.h"
@@ -195,6 +196,8 @@ static void conn_reset(secchat_client *c)
   c->cstate = SC_C_IDLE;
   c->renew_sent = 0;
   c->lk_head = c->lk_n = 0; /* answers to lookups of a dead connection never come */
+  if (c->grp != NULL)
+    sc_group_connection_lost(c->grp); /* presence is per connection */
 }
 
 void secchat_client_free(secchat_client *c)

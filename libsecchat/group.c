@@ -219,9 +219,11 @@ void grp_chat_free(grp_chat *c)
   for (uint32_t i = 0; i < c->nlog; i++)
     free(c->log[i].raw);
   free(c->log);
-  for (uint32_t i = 0; i < c->nmem; i++)
+  for (uint32_t i = 0; i < c->nmem; i++) {
     if (c->mem[i].has_peer)
       sc_sk_peer_wipe(&c->mem[i].peer);
+    grp_member_drop_leave(&c->mem[i]);
+  }
   free(c->mem);
   if (c->has_self)
     sc_sk_peer_wipe(&c->self);
@@ -369,6 +371,13 @@ grp_member *grp_member_get(grp_chat *c, const uint8_t uid[20])
   memset(m, 0, sizeof *m);
   memcpy(m->uid, uid, 20);
   return m;
+}
+
+void grp_member_drop_leave(grp_member *m)
+{
+  free(m->leave_msg);
+  m->leave_msg = NULL;
+  m->leave_len = 0;
 }
 
 int grp_is_me(const sc_group *g, const uint8_t uid[20])
@@ -521,11 +530,15 @@ void grp_after_append(sc_group *g, grp_chat *c, uint32_t first_new, uint64_t now
     }
   }
   if (me && me->current) {
-    if (c->state != SC_GRP_ACTIVE) {
+    /* Only an accepted invitation (JOINING) becomes active: a chat I left
+     * stays LEFT even while the admin's log, having missed my LEAVE, still
+     * lists me (it would hand me its route secret and keys). Re-entry takes
+     * a fresh INVITE + ANSWER. */
+    if (c->state == SC_GRP_JOINING) {
       c->state = SC_GRP_ACTIVE;
       emit_uid(g, c, SC_GRP_EV_JOINED, g->my_uid, 0);
     }
-    if (c->synced && first_new < c->nlog)
+    if (c->state == SC_GRP_ACTIVE && c->synced && first_new < c->nlog)
       grp_rotate(g, c, now);
   } else if (c->state == SC_GRP_ACTIVE) {
     c->state = SC_GRP_LEFT;
@@ -794,18 +807,13 @@ int sc_group_answer(sc_group *g, const uint8_t chat_id[16], int accept, uint64_t
   return 0;
 }
 
-int sc_group_leave(sc_group *g, const uint8_t chat_id[16], uint64_t now)
+/* LEAVE = [5, body, sig], body = [1, chat_id, my uid, epoch, my final
+ * frontier]. Rebuilt on every (re-)send from the chat state (my frontier
+ * is final once I left), so a pending leave survives export/import. */
+#define GRP_LEAVE_MAX (GRP_ENTRY_MAX + 128u)
+static int64_t build_leave(sc_group *g, const grp_chat *c, uint8_t out[GRP_LEAVE_MAX])
 {
-  (void)now;
-  if (!g || !chat_id)
-    return SECCHAT_ERR_INVALID_ARGUMENT;
-  grp_chat *c = grp_chat_find(g, chat_id);
-  if (!c)
-    return SECCHAT_ERR_NOT_FOUND;
-  if (c->state != SC_GRP_ACTIVE || am_admin(g, c))
-    return SECCHAT_ERR_INVALID_STATE;
-  own_front_push(c);
-  uint8_t body[GRP_ENTRY_MAX], sig[64], out[GRP_ENTRY_MAX + 128];
+  uint8_t body[GRP_ENTRY_MAX], sig[64];
   sc_mp_writer w;
   sc_mp_writer_init(&w, body, sizeof body);
   sc_mp_write_array(&w, 5);
@@ -816,16 +824,54 @@ int sc_group_leave(sc_group *g, const uint8_t chat_id[16], uint64_t now)
   grp_write_front(&w, c->own_front, c->n_own_front);
   int64_t bl = sc_mp_writer_finish(&w);
   if (bl < 0)
-    return (int)bl;
+    return bl;
   int rc = sc_sign_ctx(sig, SC_CTX_LEAVE, body, (size_t)bl, sc_identity_sign_sk(g->me));
   if (rc)
     return rc;
-  sc_mp_writer_init(&w, out, sizeof out);
+  sc_mp_writer_init(&w, out, GRP_LEAVE_MAX);
   sc_mp_write_array(&w, 3);
   sc_mp_write_uint(&w, GRP_T_LEAVE);
   sc_mp_write_bin(&w, body, (size_t)bl);
   sc_mp_write_bin(&w, sig, 64);
-  int64_t n = sc_mp_writer_finish(&w);
+  return sc_mp_writer_finish(&w);
+}
+
+/* My leave is pending while the chat is LEFT but my log still lists me:
+ * the admin has not committed it (or I have not seen the commit yet). */
+static int leave_pending(const sc_group *g, const grp_chat *c)
+{
+  const grp_member *me = grp_member_find(c, g->my_uid);
+  return c->state == SC_GRP_LEFT && me && me->current && !am_admin(g, c);
+}
+
+/* Re-send my pending LEAVE to the admin (a pairwise message to an offline
+ * uid is dropped by the relay) and schedule the next try with back-off.
+ * The admin answers a LEAVE of a former member with the log up to its
+ * departure, which ends the re-sending. */
+static void leave_resend(sc_group *g, grp_chat *c, uint64_t now)
+{
+  uint8_t out[GRP_LEAVE_MAX];
+  int64_t n = build_leave(g, c, out);
+  if (n > 0)
+    grp_pw(g, c->admin, out, (size_t)n);
+  c->leave_backoff_ms = c->leave_backoff_ms ? c->leave_backoff_ms * 2 : SC_GRP_RETRY_MS;
+  if (c->leave_backoff_ms > SC_GRP_RETRY_MAX_MS)
+    c->leave_backoff_ms = SC_GRP_RETRY_MAX_MS;
+  c->leave_next_ms = now + c->leave_backoff_ms;
+}
+
+int sc_group_leave(sc_group *g, const uint8_t chat_id[16], uint64_t now)
+{
+  if (!g || !chat_id)
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  grp_chat *c = grp_chat_find(g, chat_id);
+  if (!c)
+    return SECCHAT_ERR_NOT_FOUND;
+  if (c->state != SC_GRP_ACTIVE || am_admin(g, c))
+    return SECCHAT_ERR_INVALID_STATE;
+  own_front_push(c);
+  uint8_t out[GRP_LEAVE_MAX];
+  int64_t n = build_leave(g, c, out);
   if (n < 0)
     return (int)n;
   for (uint32_t i = 0; i < c->nmem; i++)
@@ -836,6 +882,8 @@ int sc_group_leave(sc_group *g, const uint8_t chat_id[16], uint64_t now)
   sc_sk_sender_wipe(&c->tx);
   sc_sk_sender_wipe(&c->tx0);
   c->have_tx = 0;
+  c->leave_backoff_ms = 0;
+  c->leave_next_ms = now + SC_GRP_RETRY_MS;
   return 0;
 }
 
@@ -1358,6 +1406,19 @@ void sc_group_on_presence(sc_group *g, const uint8_t route_id[32], const uint8_t
     return;
   int was = m->online;
   m->online = online != 0;
+  /* The admin comes online: relay the signed LEAVEs it may have missed
+   * while away (it commits them; a stale one is ignored). Rate limited
+   * per leaver, so a relay toggling presence cannot make us spam. */
+  if (online && !was && c->state == SC_GRP_ACTIVE && memcmp(uid, c->admin, 20) == 0 &&
+      !grp_is_me(g, uid))
+    for (uint32_t k = 0; k < c->nmem; k++) {
+      grp_member *l = &c->mem[k];
+      if (!l->leaving || !l->leave_msg ||
+          (l->leave_fwd_ms && now < l->leave_fwd_ms + SC_GRP_KEYREQ_INTERVAL_MS / 2))
+        continue;
+      l->leave_fwd_ms = now;
+      grp_pw(g, uid, l->leave_msg, l->leave_len);
+    }
   /* Waiting for a log confirmation: ask whoever comes online. */
   if (online && !was && c->state == SC_GRP_ACTIVE && !c->synced && m->current &&
       !grp_is_me(g, uid))
@@ -1608,6 +1669,17 @@ static int on_log(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint64_t
   return 0;
 }
 
+/* A former member learns the log only up to its own removal, without a
+ * route secret. */
+static void send_log_former(sc_group *g, grp_chat *c, const uint8_t uid[20], uint64_t have)
+{
+  uint32_t upto = 0;
+  for (uint32_t k = 0; k < c->nlog; k++)
+    if (memcmp(c->log[k].subject, uid, 20) == 0)
+      upto = k + 1;
+  grp_send_log_upto(g, c, uid, have > upto ? upto : (uint32_t)have, upto, 0);
+}
+
 static int on_log_req(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint64_t now)
 {
   const uint8_t *cid;
@@ -1631,19 +1703,29 @@ static int on_log_req(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint
     return SECCHAT_ERR_RATE_LIMITED;
   }
   if (m && !m->current && !invited) {
-    /* A former member learns the log only up to its own removal. */
-    uint32_t upto = 0;
-    for (uint32_t k = 0; k < c->nlog; k++)
-      if (memcmp(c->log[k].subject, from, 20) == 0)
-        upto = k + 1;
-    grp_send_log_upto(g, c, from, have > upto ? upto : (uint32_t)have, upto, 0);
+    send_log_former(g, c, from, have);
     return 0;
   }
   grp_send_log(g, c, from, have > c->nlog ? c->nlog : (uint32_t)have, grp_active_member(m));
   return 0;
 }
 
-static int on_leave(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint64_t now)
+/* Epoch of uid's latest create/add entry (its current membership). */
+static uint64_t join_epoch(const grp_chat *c, const uint8_t uid[20])
+{
+  uint64_t e = 0;
+  for (uint32_t k = 0; k < c->nlog; k++)
+    if ((c->log[k].op == SC_GRP_OP_ADD || c->log[k].op == SC_GRP_OP_CREATE) &&
+        memcmp(c->log[k].subject, uid, 20) == 0)
+      e = k;
+  return e;
+}
+
+/* LEAVE, from the leaver itself or relayed by a current member (it is
+ * signed by the leaver, so its origin does not matter). `whole` is the
+ * payload, kept to relay it to the admin. */
+static int on_leave(sc_group *g, const uint8_t from[20], sc_mp_reader *r, const uint8_t *whole,
+                    size_t whole_len, uint64_t now)
 {
   const uint8_t *body, *sig, *cid, *uid;
   size_t bl;
@@ -1655,6 +1737,8 @@ static int on_leave(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint64
   if ((rc = sc_mp_read_bin(r, &body, &bl, 1, GRP_ENTRY_MAX)) ||
       (rc = sc_mp_read_bin_exact(r, &sig, 64)))
     return rc;
+  if (!sc_mp_at_end(r) || whole_len > GRP_LEAVE_MAX)
+    return SECCHAT_ERR_TRAILING_BYTES; /* kept for relaying: bounded */
   if ((rc = sc_mp_validate(body, bl, 3)))
     return rc;
   sc_mp_reader b;
@@ -1665,29 +1749,62 @@ static int on_leave(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint64
       (rc = sc_mp_read_bin_exact(&b, &uid, 20)) || (rc = sc_mp_read_uint(&b, &epoch)) ||
       (rc = grp_read_front(&b, f, &nf)))
     return rc;
+  if (!sc_mp_at_end(&b))
+    return SECCHAT_ERR_TRAILING_BYTES;
   if (ver != 1)
     return SECCHAT_ERR_VERSION;
   grp_chat *c = grp_chat_find(g, cid);
   if (!c || c->state != SC_GRP_ACTIVE)
     return SECCHAT_ERR_NOT_FOUND;
   grp_member *m = grp_member_find(c, uid);
-  if (memcmp(uid, from, 20) != 0 || !m || !m->current || memcmp(uid, c->admin, 20) == 0)
+  int relayed = memcmp(uid, from, 20) != 0;
+  if (!m || grp_is_me(g, uid) || memcmp(uid, c->admin, 20) == 0)
     return SECCHAT_ERR_AUTH;
+  if (relayed) {
+    const grp_member *fm = grp_member_find(c, from);
+    if (!fm || !fm->current)
+      return SECCHAT_ERR_AUTH;
+  }
   if (sc_verify_ctx(sig, SC_CTX_LEAVE, body, bl, m->sign_pk))
     return SECCHAT_ERR_SIGNATURE;
-  if (am_admin(g, c))
-    return commit(g, c, SC_GRP_OP_LEAVE, uid, NULL, NULL, NULL, f, nf, now);
-  if (m->leaving)
+  if (!m->current) {
+    /* Already out (a re-sent LEAVE whose commit the leaver missed): the
+     * admin tells it, which ends its re-sending. */
+    if (am_admin(g, c) && !relayed) {
+      if (!grp_bucket_take(&m->logreq_bucket, now, SC_GRP_LOGREQ_BURST, SC_GRP_LOGREQ_REFILL_MS)) {
+        g->st.rate_limited++;
+        return SECCHAT_ERR_RATE_LIMITED;
+      }
+      send_log_former(g, c, uid, epoch + 1);
+    }
     return 0;
+  }
+  /* A leave of an earlier membership (before a re-add) must not end the
+   * current one: a member could replay it. */
+  if (epoch < join_epoch(c, uid))
+    return SECCHAT_ERR_REPLAY;
+  /* The admin commits it; should that fail (log full, no memory) it still
+   * honours the leave like a member: no key of its reaches the leaver. */
+  if (am_admin(g, c) && (rc = commit(g, c, SC_GRP_OP_LEAVE, uid, NULL, NULL, NULL, f, nf, now)) == 0)
+    return 0;
+  if (m->leaving)
+    return rc;
   /* Honoured at once: no more keys for it, a new chain it cannot read. */
   m->leaving = 1;
   memcpy(m->front, f, nf * sizeof f[0]);
   m->nfront = nf;
   m->left_reported = 1;
+  /* Kept to relay to the admin when it comes online: it may have missed
+   * the leave (sc_group_on_presence). */
+  grp_member_drop_leave(m);
+  if ((m->leave_msg = malloc(whole_len)) != NULL) {
+    memcpy(m->leave_msg, whole, whole_len);
+    m->leave_len = whole_len;
+  }
   emit_uid(g, c, SC_GRP_EV_MEMBER_LEFT, uid, 0);
   if (c->synced)
     grp_rotate(g, c, now);
-  return 0;
+  return rc; /* 0, or the admin's failed commit */
 }
 
 static int stash_dist(grp_chat *c, const uint8_t from[20], const uint8_t *p, size_t len)
@@ -1757,8 +1874,10 @@ static int on_skdist(sc_group *g, const uint8_t from[20], sc_mp_reader *r, const
     sc_sk_dist_wipe(&dist);
     if (rc == SECCHAT_ERR_EXISTS)
       return 0;
-    if (rc == 0)
+    if (rc == 0) {
+      m->keyreq_backoff_ms = 0;
       retry_pending(g, c, now);
+    }
     return rc;
   }
   return SECCHAT_ERR_AUTH;
@@ -1819,7 +1938,7 @@ int sc_group_on_pairwise(sc_group *g, const uint8_t from_uid[20], const uint8_t 
         rc = n == 3 ? on_log_req(g, from_uid, &r, now) : SECCHAT_ERR_SCHEMA;
         break;
       case GRP_T_LEAVE:
-        rc = n == 3 ? on_leave(g, from_uid, &r, now) : SECCHAT_ERR_SCHEMA;
+        rc = n == 3 ? on_leave(g, from_uid, &r, p, len, now) : SECCHAT_ERR_SCHEMA;
         break;
       case GRP_T_SKDIST:
         rc = n == 2 ? on_skdist(g, from_uid, &r, p, len, now) : SECCHAT_ERR_SCHEMA;
@@ -1845,13 +1964,64 @@ int sc_group_on_pairwise(sc_group *g, const uint8_t from_uid[20], const uint8_t 
 
 /* ---- Timers ------------------------------------------------------------- */
 
+/* Kept blobs whose chain is still unknown: both the chain's SKDIST and the
+ * answer to the first KEY_REQ may have been lost, so ask the (still
+ * active) owner again, with a doubling interval (base
+ * SC_GRP_KEYREQ_INTERVAL_MS, at most SC_GRP_RETRY_MAX_MS). A chain that
+ * arrives resets the back-off (on_skdist). */
+static void keyreq_retry(sc_group *g, grp_chat *c, uint64_t now)
+{
+  for (uint32_t i = 0; i < c->npblob; i++) {
+    sc_sk_header h;
+    if (sc_sk_parse_blob(c->pblob[i].blob, c->pblob[i].len, &h) != 0)
+      continue;
+    grp_member *m = grp_member_find(c, h.sender_uid);
+    if (!grp_active_member(m) || grp_is_me(g, m->uid))
+      continue;
+    uint64_t wait = m->keyreq_backoff_ms ? m->keyreq_backoff_ms : SC_GRP_KEYREQ_INTERVAL_MS;
+    if (m->keyreq_ms && now < m->keyreq_ms + wait)
+      continue;
+    send_keyreq(g, c, m, h.epoch, h.chain_id, now);
+    if (m->keyreq_ms == now)
+      m->keyreq_backoff_ms = wait * 2 > SC_GRP_RETRY_MAX_MS ? SC_GRP_RETRY_MAX_MS : wait * 2;
+  }
+}
+
+/* Re-synchronising (after a reconnect or an import) and the answers were
+ * lost: ask the online members again, with back-off. Nobody online: the
+ * next PRESENCE asks (sc_group_on_presence). */
+static void logreq_retry(sc_group *g, grp_chat *c, uint64_t now)
+{
+  if (now < c->logreq_next_ms)
+    return;
+  int asked = 0;
+  for (uint32_t k = 0; k < c->nmem; k++)
+    if (c->mem[k].current && c->mem[k].online && !grp_is_me(g, c->mem[k].uid)) {
+      send_log_req(g, c, c->mem[k].uid);
+      asked = 1;
+    }
+  if (!asked)
+    return;
+  uint64_t b = c->logreq_backoff_ms ? c->logreq_backoff_ms * 2 : SC_GRP_RETRY_MS;
+  c->logreq_backoff_ms = b > SC_GRP_RETRY_MAX_MS ? SC_GRP_RETRY_MAX_MS : b;
+  c->logreq_next_ms = now + c->logreq_backoff_ms;
+}
+
 void sc_group_tick(sc_group *g, uint64_t now)
 {
   if (!g)
     return;
   for (size_t i = 0; i < g->nchats; i++) {
     grp_chat *c = g->chats[i];
-    if (c->state != SC_GRP_ACTIVE || !c->synced || !c->have_tx)
+    if (leave_pending(g, c) && now >= c->leave_next_ms)
+      leave_resend(g, c, now);
+    if (c->state != SC_GRP_ACTIVE)
+      continue;
+    if (c->npblob)
+      keyreq_retry(g, c, now);
+    if (!c->synced && !am_admin(g, c))
+      logreq_retry(g, c, now);
+    if (!c->synced || !c->have_tx)
       continue;
     if (c->hb_dirty && now >= c->last_hb + SC_GRP_HEARTBEAT_MS)
       heartbeat(g, c, now);
@@ -1866,13 +2036,25 @@ void sc_group_tick(sc_group *g, uint64_t now)
       grp_req_finish(g, &g->reqs[i], now);
 }
 
+void sc_group_connection_lost(sc_group *g)
+{
+  if (!g)
+    return;
+  for (size_t i = 0; i < g->nchats; i++)
+    for (uint32_t k = 0; k < g->chats[i]->nmem; k++)
+      g->chats[i]->mem[k].online = 0;
+}
+
 int sc_group_resync(sc_group *g, uint64_t now)
 {
-  (void)now;
   if (!g)
     return SECCHAT_ERR_INVALID_ARGUMENT;
   for (size_t i = 0; i < g->nchats; i++) {
     grp_chat *c = g->chats[i];
+    if (leave_pending(g, c)) {
+      c->leave_backoff_ms = 0; /* reconnected: the admin may be back */
+      leave_resend(g, c, now);
+    }
     if (c->state != SC_GRP_ACTIVE)
       continue;
     if (am_admin(g, c)) {
@@ -1884,6 +2066,8 @@ int sc_group_resync(sc_group *g, uint64_t now)
     }
     c->synced = 0;
     c->nvotes = 0;
+    c->logreq_backoff_ms = 0;
+    c->logreq_next_ms = now + SC_GRP_RETRY_MS; /* then logreq_retry */
     for (uint32_t k = 0; k < c->nmem; k++)
       if (c->mem[k].current && !grp_is_me(g, c->mem[k].uid))
         send_log_req(g, c, c->mem[k].uid);
@@ -1967,9 +2151,11 @@ size_t sc_group_memory(const sc_group *g)
          SC_GRP_HIST_MAX_ITEMS * sizeof *c->hist;
     for (uint32_t k = 0; k < c->nlog; k++)
       n += c->log[k].raw_len;
-    for (uint32_t k = 0; k < c->nmem; k++)
+    for (uint32_t k = 0; k < c->nmem; k++) {
       if (c->mem[k].has_peer)
         n += c->mem[k].peer.ring_cap * sizeof(sc_sk_skipped);
+      n += c->mem[k].leave_len; /* kept signed LEAVEs (<= 1152 bytes each) */
+    }
     for (uint32_t k = 0; k < c->npblob; k++)
       n += c->pblob[k].len;
   }

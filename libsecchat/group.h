@@ -61,6 +61,8 @@
 #define SC_GRP_ROTATE_JITTER_MS (3600ull * 1000)
 #define SC_GRP_HEARTBEAT_MS 60000u
 #define SC_GRP_KEYREQ_INTERVAL_MS 2000u
+#define SC_GRP_RETRY_MS 5000u          /* first re-send of a LEAVE / LOG_REQ */
+#define SC_GRP_RETRY_MAX_MS 60000u     /* re-send back-off cap (also KEY_REQ) */
 #define SC_GRP_CHAIN_GRACE_MS (600ull * 1000) /* retired chains kept */
 
 /* Largest pairwise payload: the DIRECT blob limit minus what the pairwise
@@ -209,7 +211,14 @@ int sc_group_request_history(sc_group *g, const uint8_t chat_id[16], unsigned np
 /* After a reconnect or an import: ask the admin (and members) for the log;
  * no keys are sent until the admin or two members answered. */
 int sc_group_resync(sc_group *g, uint64_t now);
-/* Timers: heartbeats, rotation, request expiry, retired chains. */
+/* Our relay connection is gone (lost, closed or being replaced): forget
+ * every member's presence. The relay reports presence only while we are
+ * connected, so flags from before would stay stale forever; the routes'
+ * re-open after the reconnect brings fresh PRESENCE for those online. */
+void sc_group_connection_lost(sc_group *g);
+/* Timers: heartbeats, rotation, request expiry, retired chains, and
+ * re-sends with back-off: my pending LEAVE, KEY_REQ for kept blobs, and
+ * LOG_REQ while re-synchronising. */
 void sc_group_tick(sc_group *g, uint64_t now);
 
 /* ---- Feeds -------------------------------------------------------------- */

@@ -65,9 +65,16 @@ typedef struct grp_member {
   int has_peer;
   uint64_t dist_gen;  /* my chain generation last sent to it */
   uint64_t keyreq_ms; /* last KEYREQ I sent it */
+  uint64_t keyreq_backoff_ms; /* tick re-send interval (0: the base one) */
   uint64_t resend_ms; /* last resend after its KEYREQ */
   grp_bucket hist_bucket;   /* its history requests */
   grp_bucket logreq_bucket; /* its log requests */
+  /* Its signed LEAVE payload while `leaving` (not persisted): forwarded to
+   * the admin when the admin comes online, so a leave the admin missed is
+   * still committed (the signature is the leaver's: any member may relay). */
+  uint8_t *leave_msg;
+  size_t leave_len;
+  uint64_t leave_fwd_ms; /* last relayed (rate limit) */
 } grp_member;
 
 typedef struct grp_seen {
@@ -149,6 +156,11 @@ typedef struct grp_chat {
   grp_pdist pdist[SC_GRP_PENDING_DISTS];
   uint32_t npdist;
   grp_bucket inv_logreq_bucket; /* log requests from invitees, together */
+  /* my own leave, until I see it committed: next re-send to the admin and
+   * the current back-off (state LEFT and still current in my log) */
+  uint64_t leave_next_ms, leave_backoff_ms;
+  /* re-synchronisation: next LOG_REQ round and its back-off */
+  uint64_t logreq_next_ms, logreq_backoff_ms;
   /* admin */
   grp_invite *inv;
   uint32_t ninv;
@@ -240,6 +252,7 @@ void grp_req_finish(sc_group *g, grp_req *q, uint64_t now);
 grp_member *grp_member_get(grp_chat *c, const uint8_t uid[20]);
 size_t grp_current_count(const grp_chat *c);
 void grp_fork_suspected(sc_group *g, const grp_chat *c, const uint8_t *uid, uint64_t epoch);
+void grp_member_drop_leave(grp_member *m);
 
 /* group_log.c */
 void grp_entry_hash(uint8_t out[32], const uint8_t *raw, size_t len);

@@ -178,6 +178,7 @@ static int entry_apply(grp_chat *c, grp_entry *e)
   if (!m)
     return SECCHAT_ERR_NOMEM;
   c->log[c->nlog++] = *e;
+  grp_member_drop_leave(m); /* any entry about it supersedes its LEAVE */
   if (e->op == SC_GRP_OP_CREATE)
     memcpy(c->admin, e->subject, 20);
   if (e->op == SC_GRP_OP_CREATE || e->op == SC_GRP_OP_ADD) {

@@ -867,8 +867,9 @@ START_TEST(test_history_catchup_merged)
   advance(2000);
   expect_all(first);
   /* only y and z answer: overlapping histories (part 1 from both). a and
-   * w go offline after x is back (x must see their PRESENCE offline; see
-   * SECCHAT_KNOWN_BUG_STALE_PRESENCE) */
+   * w go offline after x is back (x sees their PRESENCE offline; a member
+   * that went offline while x was away is covered by
+   * test_known_bug_stale_presence) */
   cl_connect(y);
   cl_connect(x);
   advance(3000);
@@ -961,14 +962,12 @@ START_TEST(test_rotation_keyreq)
 }
 END_TEST
 
-#ifdef SECCHAT_KNOWN_BUG_KEYREQ_NO_RETRY
-/* KNOWN BUG (reported to the lead; keep disabled until fixed): when the
- * SKDIST AND the owner's answer to the one KEY_REQ are both lost, nothing
- * asks again: sc_group_tick does not retry KEY_REQ for kept blobs, so b
- * never shows messages that were delivered to it (only a later post by a
- * re-triggers it; a's heartbeat went out before the heal). Expected: the
- * kept blobs are shown after the relay heals, within the KEY_REQ interval
- * (docs/groups.md section 4: "a KEYREQ goes to the owner (1 per 2 s)"). */
+/* Regression (was SECCHAT_KNOWN_BUG_KEYREQ_NO_RETRY): when the SKDIST
+ * AND the owner's answer to the one KEY_REQ are both lost, nothing asked
+ * again and b never showed messages that were delivered to it. Now
+ * sc_group_tick re-sends KEY_REQ for kept blobs (doubling interval from
+ * SC_GRP_KEYREQ_INTERVAL_MS): the kept blobs are shown after the relay
+ * heals. */
 START_TEST(test_known_bug_keyreq_no_retry)
 {
   model m;
@@ -979,7 +978,6 @@ START_TEST(test_known_bug_keyreq_no_retry)
   expect_all(0);
 }
 END_TEST
-#endif
 
 /* ---- relay restart ------------------------------------------------------------------------- */
 
@@ -1308,9 +1306,8 @@ START_TEST(test_hostile_withheld_remove)
   ck_assert_int_gt(e.dropped, 0);
   /* healed: r learns the remove and talks to the right members only.
    * (r's log requests were answered while the relay dropped the answers;
-   * nothing re-asks while r stays connected - see the report / known gap
-   * SECCHAT_KNOWN_BUG_RESYNC_NO_RETRY - so r reconnects, as chatc does
-   * after a send refused with INVALID_STATE.) */
+   * r would re-ask on tick - test_known_bug_resync_no_retry - but here it
+   * reconnects, as chatc does after a send refused with INVALID_STATE.) */
   evil_off(&e);
   evil_clear(&rec);
   host_close(r);
@@ -1360,8 +1357,8 @@ static void leave_while_admin_offline(model *m)
 
 START_TEST(test_leave_admin_offline)
 {
-  /* what holds today: the members who got the LEAVE honour it, and
-   * messages of the epoch right after are not shown to l */
+  /* the members who got the LEAVE honour it, and messages of the epoch
+   * right after are not shown to l */
   model m;
   leave_while_admin_offline(&m);
   cl *b = CL[1], *l = CL[3];
@@ -1374,17 +1371,14 @@ START_TEST(test_leave_admin_offline)
 }
 END_TEST
 
-#ifdef SECCHAT_KNOWN_BUG_LEAVE_ADMIN_OFFLINE
-/* KNOWN BUG (reported to the lead; keep disabled until fixed): a LEAVE
- * sent while the admin is offline is lost for the admin (pairwise DIRECT
- * to an offline uid is dropped, nothing re-sends it, nobody else tells the
- * admin). The admin's log keeps l as a member, so its next commits send l
- * the log WITH the route secret, l's client (state 4, left) takes it and
- * becomes active again (CHAT_JOINED without any invitation), the admin
- * sends it its new sender keys, and l shows messages sent after it left
- * ("the leaver decrypts nothing sent after": violated). Expected: the
- * admin learns of the leave (re-sent LEAVE, or relayed by members), and a
- * chat in state "left" never re-activates without INVITE + accept. */
+/* Regression (was SECCHAT_KNOWN_BUG_LEAVE_ADMIN_OFFLINE): a LEAVE sent
+ * while the admin is offline was lost for the admin (pairwise DIRECT to an
+ * offline uid is dropped); the admin's next commits sent l the log WITH the
+ * route secret, l's client (state 4, left) re-activated (CHAT_JOINED
+ * without any invitation), took the admin's new sender keys and showed
+ * messages sent after it left. Now: a left chat never re-activates without
+ * INVITE + accept, l re-sends its LEAVE and the members who honoured it
+ * relay it to the admin when it comes online, so the admin commits it. */
 START_TEST(test_known_bug_leave_admin_offline)
 {
   model m;
@@ -1393,9 +1387,9 @@ START_TEST(test_known_bug_leave_admin_offline)
   int l_state = chat_state(l, m.chat), l_joined = count_ev(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0);
   uint64_t a_members = admin_members(a, &m);
   /* one more epoch, then the admin talks: l must show nothing (the relay
-   * may hand l every blob: here the copies b received). Today check_all
-   * aborts: "client 3 showed 'third epoch by a' sent while it was not a
-   * member" */
+   * may hand l every blob: here the copies b received). Before the fix
+   * check_all aborted: "client 3 showed 'third epoch by a' sent while it
+   * was not a member" */
   evil rec;
   evil_on(&rec, CL[1], MODE_RECORD, SC_FRAME_DELIVER, NULL);
   invite_accept(a, &m, CL[2], 0);
@@ -1407,14 +1401,17 @@ START_TEST(test_known_bug_leave_admin_offline)
   pump();
   check_all();
   evil_off(&rec);
-  /* the admin still lists l (today: it does) */
+  /* the admin committed l's leave (before the fix it still listed l) */
   ck_assert_uint_eq(a_members & (1ull << l->idx), 0);
-  /* l did not re-join by itself (today: state 3, a second CHAT_JOINED) */
+  ck_assert_uint_eq(admin_members(a, &m) & (1ull << l->idx), 0);
+  /* l did not re-join by itself (before: state 3, a second CHAT_JOINED),
+   * not even after the later commits */
   ck_assert_int_eq(l_state, 4);
   ck_assert_int_eq(l_joined, 1);
+  ck_assert_int_eq(chat_state(l, m.chat), 4);
+  ck_assert_int_eq(count_ev(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0), 1);
 }
 END_TEST
-#endif
 
 /* ---- a malicious member answers history with forged and edited items (C13-C15) ------------ */
 
@@ -1583,15 +1580,13 @@ START_TEST(test_history_forged_by_member)
 }
 END_TEST
 
-#ifdef SECCHAT_KNOWN_BUG_STALE_PRESENCE
-/* KNOWN BUG (reported to the lead; keep disabled until fixed): the group
- * layer's per-member `online` flags survive a disconnect. A member that
- * went offline while we were away is never reported offline again (the
- * relay sends a newcomer PRESENCE only for members that are there), so it
- * stays "online" forever: history requests go to it and are lost (the
- * catch-up silently misses messages, HISTORY_DONE gaps = 0), and its
- * coming back later is no offline->online transition (no key resend, no
- * LOG_REQ while resyncing). Expected: 1 request (only a is online). */
+/* Regression (was SECCHAT_KNOWN_BUG_STALE_PRESENCE): the group layer's
+ * per-member `online` flags survived a disconnect, so a member that went
+ * offline while we were away stayed "online" forever (history requests
+ * went to it and were lost with gaps = 0; its coming back was no
+ * offline->online transition). Now the flags are cleared when the relay
+ * connection goes (sc_group_connection_lost): 1 request (only a is
+ * online). */
 START_TEST(test_known_bug_stale_presence)
 {
   model m;
@@ -1606,14 +1601,11 @@ START_TEST(test_known_bug_stale_presence)
   ck_assert_int_eq(secchat_client_chat_request_history(b->c, m.chat, 3, 1000, NOW), 1);
 }
 END_TEST
-#endif
 
-#ifdef SECCHAT_KNOWN_BUG_RESYNC_NO_RETRY
-/* KNOWN GAP (reported to the lead; keep disabled until fixed): a returning
- * member whose LOG_REQ answers were lost (a relay dropping frames for a
- * while) never asks again while it stays connected: it refuses every send
- * with SECCHAT_ERR_INVALID_STATE until it reconnects or a member's
- * PRESENCE goes offline->online. Expected: it re-asks on tick and can send
+/* Regression (was SECCHAT_KNOWN_BUG_RESYNC_NO_RETRY): a returning member
+ * whose LOG_REQ answers were lost never asked again while connected and
+ * refused every send with SECCHAT_ERR_INVALID_STATE until a reconnect.
+ * Now it re-asks the online members on tick (with back-off) and can send
  * once the relay delivers again. */
 START_TEST(test_known_bug_resync_no_retry)
 {
@@ -1636,7 +1628,6 @@ START_TEST(test_known_bug_resync_no_retry)
   expect_all(k);
 }
 END_TEST
-#endif
 
 /* ---- seeded random interaction across the whole stack ---------------------------------------- */
 
@@ -1768,8 +1759,9 @@ static void random_run(uint32_t seed, int steps)
         trace(op, "restart", i);
       }
     } else if (r == 83 || r == 84) {
-      /* only while the admin is online: a LEAVE the admin misses is
-       * SECCHAT_KNOWN_BUG_LEAVE_ADMIN_OFFLINE */
+      /* only while the admin is online: a LEAVE the admin misses is now
+       * committed later (re-sent / relayed, test_known_bug_leave_admin_offline),
+       * but this model takes the admin's list as the truth right away */
       if (i != 0 && (m.members & (1ull << i)) && x->conn != 0 && adm->conn != 0 &&
           chat_state(x, m.chat) == 3) {
         ck_assert_int_eq(secchat_client_chat_leave(x->c, m.chat, NOW), 0);
@@ -1927,26 +1919,18 @@ static Suite *e2e_suite(void)
   ADD(test_scale_50);
   ADD(test_history_catchup_merged);
   ADD(test_rotation_keyreq);
-#ifdef SECCHAT_KNOWN_BUG_KEYREQ_NO_RETRY
   ADD(test_known_bug_keyreq_no_retry);
-#endif
   ADD(test_relay_restart);
   ADD(test_hostile_deliver_chaos);
   ADD(test_hostile_repost_other_route);
   ADD(test_hostile_minted_token);
   ADD(test_hostile_withheld_remove);
   ADD(test_leave_admin_offline);
-#ifdef SECCHAT_KNOWN_BUG_LEAVE_ADMIN_OFFLINE
   ADD(test_known_bug_leave_admin_offline);
-#endif
   ADD(test_history_forged_by_member);
   ADD(test_random_interaction);
-#ifdef SECCHAT_KNOWN_BUG_STALE_PRESENCE
   ADD(test_known_bug_stale_presence);
-#endif
-#ifdef SECCHAT_KNOWN_BUG_RESYNC_NO_RETRY
   ADD(test_known_bug_resync_no_retry);
-#endif
   suite_add_tcase(s, tc);
   return s;
 }

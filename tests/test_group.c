@@ -1390,6 +1390,250 @@ START_TEST(test_resync_waits)
 }
 END_TEST
 
+/* Number of current members the admin (node 0) lists, and whether uid(i)
+ * is one of them. */
+static int admin_lists(const uint8_t chat[16], int i)
+{
+  uint8_t u[MAXN][20];
+  int n = sc_group_members(N.n[0].g, chat, u, MAXN);
+  ck_assert_int_ge(n, 0);
+  for (int k = 0; k < n && k < MAXN; k++)
+    if (memcmp(u[k], uid(i), 20) == 0)
+      return 1;
+  return 0;
+}
+
+/* Tick every live node at the current time. */
+static void tick_all(void)
+{
+  for (int i = 0; i < N.count; i++)
+    if (N.n[i].g)
+      sc_group_tick(N.n[i].g, N.now);
+  pump();
+}
+
+/* A LEAVE sent while the admin is offline (dropped: pairwise to an offline
+ * node is lost). The left chat never re-activates and the leaver reads
+ * nothing sent after it left, even while the admin's log still lists it;
+ * members relay the signed LEAVE to the admin when it comes online, the
+ * admin commits it. */
+START_TEST(test_leave_admin_offline_relayed)
+{
+  uint8_t chat[16];
+  net_setup(4);
+  make_chat(4, chat);
+  go_offline(0);
+  ck_assert_int_eq(sc_group_leave(N.n[3].g, chat, N.now), 0);
+  pump();
+  GEN[3]++;
+  ck_assert(!is_member(3, chat));
+  ck_assert(admin_lists(chat, 3)); /* the admin missed it */
+  int joined = N.n[3].joined;
+  /* the admin never came back (yet): the others honour the leave */
+  int k0 = nsent;
+  ck_assert_int_eq(send_text(1, chat, 1), 0);
+  pump();
+  ck_assert_int_eq(shown_count(2, k0, nsent), 1);
+  ck_assert_int_eq(shown_count(3, k0, nsent), 0);
+  /* the admin is back: members relay the LEAVE, it commits */
+  int leaves = N.pw_seen[0][GRP_T_LEAVE];
+  go_online(0);
+  ck_assert_int_gt(N.pw_seen[0][GRP_T_LEAVE], leaves);
+  ck_assert(!admin_lists(chat, 3));
+  /* later commits and messages: node 3 stays out and reads nothing */
+  ck_assert_int_eq(sc_group_remove(N.n[0].g, chat, uid(2), N.now), 0);
+  pump();
+  GEN[2]++;
+  k0 = nsent;
+  ck_assert_int_eq(send_text(0, chat, 1), 0);
+  ck_assert_int_eq(send_text(1, chat, 1), 0);
+  pump();
+  ck_assert_int_eq(shown_count(1, k0, nsent), 1);
+  ck_assert_int_eq(shown_count(3, k0, nsent), 0);
+  ck_assert(!is_member(3, chat));
+  ck_assert_int_eq(N.n[3].joined, joined);
+  /* the leaver saw its leave committed: no more re-sends */
+  leaves = N.pw_seen[0][GRP_T_LEAVE];
+  for (int t = 0; t < 5; t++) {
+    N.now += SC_GRP_RETRY_MAX_MS;
+    tick_all();
+  }
+  ck_assert_int_eq(N.pw_seen[0][GRP_T_LEAVE], leaves);
+  net_teardown();
+}
+END_TEST
+
+/* Same, but nobody who honoured the leave is online when the admin comes
+ * back, and the admin commits something first (handing the stale member
+ * its route secret and a new chain): the leaver ignores both, and its own
+ * re-sent LEAVE (tick, back-off) gets committed. A relayed copy of an old
+ * LEAVE cannot end a later membership. */
+START_TEST(test_leave_resent_by_leaver)
+{
+  uint8_t chat[16];
+  net_setup(4);
+  make_chat(4, chat);
+  go_offline(0);
+  ck_assert_int_eq(sc_group_leave(N.n[3].g, chat, N.now), 0);
+  pump();
+  GEN[3]++;
+  go_offline(1);
+  go_offline(2);
+  go_online(0);
+  ck_assert(admin_lists(chat, 3));
+  int joined = N.n[3].joined;
+  ck_assert_int_eq(sc_group_remove(N.n[0].g, chat, uid(2), N.now), 0);
+  pump();
+  GEN[2]++;
+  ck_assert(!is_member(3, chat));
+  ck_assert_int_eq(N.n[3].joined, joined);
+  int k0 = nsent;
+  ck_assert_int_eq(send_text(0, chat, 1), 0);
+  pump();
+  ck_assert_int_eq(shown_count(3, k0, nsent), 0);
+  /* the leaver's tick re-sends its LEAVE */
+  N.now += SC_GRP_RETRY_MS;
+  tick_all();
+  ck_assert(!admin_lists(chat, 3));
+  grp_chat *lc = grp_chat_find(N.n[3].g, chat);
+  ck_assert_ptr_nonnull(lc);
+  ck_assert_int_eq(lc->state, SC_GRP_LEFT);
+  ck_assert(!grp_member_find(lc, uid(3))->current); /* saw the commit */
+  ck_assert(!lc->route_open && !lc->old_route_open);
+  ck_assert_uint_eq(lc->route_epoch, 3); /* never took the new secrets */
+  /* re-invited and back: an old LEAVE replayed by a member is refused */
+  go_online(1);
+  join(0, chat, 3);
+  ck_assert_int_eq(N.n[3].joined, joined + 1);
+  grp_chat *ac = grp_chat_find(N.n[0].g, chat);
+  uint8_t old[GRP_ENTRY_MAX + 128];
+  size_t oldn;
+  {
+    /* rebuild node 3's old leave the way it was signed: its epoch lies
+     * before its re-add */
+    sc_mp_writer w;
+    uint8_t body[256], sig[64];
+    sc_mp_writer_init(&w, body, sizeof body);
+    sc_mp_write_array(&w, 5);
+    sc_mp_write_uint(&w, 1);
+    sc_mp_write_bin(&w, chat, 16);
+    sc_mp_write_bin(&w, uid(3), 20);
+    sc_mp_write_uint(&w, 1);
+    sc_mp_write_array(&w, 0);
+    int64_t bl = sc_mp_writer_finish(&w);
+    ck_assert_int_gt(bl, 0);
+    ck_assert_int_eq(sc_sign_ctx(sig, SC_CTX_LEAVE, body, (size_t)bl, sc_identity_sign_sk(N.n[3].id)), 0);
+    sc_mp_writer_init(&w, old, sizeof old);
+    sc_mp_write_array(&w, 3);
+    sc_mp_write_uint(&w, GRP_T_LEAVE);
+    sc_mp_write_bin(&w, body, (size_t)bl);
+    sc_mp_write_bin(&w, sig, 64);
+    int64_t n = sc_mp_writer_finish(&w);
+    ck_assert_int_gt(n, 0);
+    oldn = (size_t)n;
+  }
+  ck_assert_int_eq(sc_group_on_pairwise(N.n[0].g, uid(1), old, oldn, N.now), SECCHAT_ERR_REPLAY);
+  ck_assert(admin_lists(chat, 3));
+  ck_assert_uint_eq(ac->nlog, 7); /* create, 3 adds, remove, leave, re-add */
+  /* relayed by a non-member: refused */
+  ck_assert_int_eq(sc_group_on_pairwise(N.n[0].g, uid(2), old, oldn, N.now), SECCHAT_ERR_AUTH);
+  ck_assert(admin_lists(chat, 3));
+  net_teardown();
+}
+END_TEST
+
+/* Presence is per relay connection: sc_group_connection_lost forgets it,
+ * so history requests are not sent to members that went away meanwhile. */
+START_TEST(test_presence_cleared_on_disconnect)
+{
+  uint8_t chat[16];
+  net_setup(3);
+  make_chat(3, chat);
+  ck_assert_int_eq(sc_group_request_history(N.n[1].g, chat, 3, 100, N.now), 2);
+  pump();
+  sc_group_connection_lost(N.n[1].g);
+  ck_assert_int_eq(sc_group_request_history(N.n[1].g, chat, 3, 100, N.now), 0);
+  /* the route re-open brings fresh PRESENCE: only node 0 is there */
+  grp_chat *c = grp_chat_find(N.n[1].g, chat);
+  sc_group_on_presence(N.n[1].g, c->route, uid(0), 1, N.now);
+  ck_assert_int_eq(sc_group_request_history(N.n[1].g, chat, 3, 100, N.now), 1);
+  pump();
+  net_teardown();
+}
+END_TEST
+
+/* Both the new chain's SKDIST and the answer to the first KEY_REQ are
+ * lost: the tick asks again (doubling interval) and the kept blobs are
+ * shown. */
+START_TEST(test_keyreq_retried)
+{
+  uint8_t chat[16];
+  net_setup(3);
+  make_chat(3, chat);
+  for (int i = 0; i < 99; i++)
+    ck_assert_int_eq(send_text(0, chat, 0), 0);
+  pump();
+  N.pw_drop_type = GRP_T_SKDIST;
+  N.pw_drop_to = 1;
+  N.pw_drop_count = 2;
+  int k0 = nsent;
+  for (int i = 0; i < 3; i++) /* crosses the rotation at 100 */
+    ck_assert_int_eq(send_text(0, chat, 0), 0);
+  pump();
+  ck_assert_int_eq(N.pw_drop_count, 0);
+  ck_assert_int_lt(shown_count(1, k0, nsent), 3);
+  ck_assert_int_eq(shown_count(2, k0, nsent), 3);
+  int kr = N.pw_seen[0][GRP_T_KEYREQ];
+  tick_all(); /* within the interval: nothing */
+  ck_assert_int_eq(N.pw_seen[0][GRP_T_KEYREQ], kr);
+  N.now += SC_GRP_KEYREQ_INTERVAL_MS;
+  tick_all();
+  ck_assert_int_eq(N.pw_seen[0][GRP_T_KEYREQ], kr + 1);
+  ck_assert_int_eq(shown_count(1, k0, nsent), 3);
+  /* nothing kept any more: no further requests */
+  N.now += SC_GRP_RETRY_MAX_MS;
+  tick_all();
+  ck_assert_int_eq(N.pw_seen[0][GRP_T_KEYREQ], kr + 1);
+  net_teardown();
+}
+END_TEST
+
+/* A restarted member whose LOG_REQ answers are lost re-asks on tick (with
+ * back-off) while members are online, and can send once answered. */
+START_TEST(test_resync_retried)
+{
+  uint8_t chat[16];
+  net_setup(3);
+  make_chat(3, chat);
+  N.pw_drop_type = GRP_T_LOG;
+  N.pw_drop_to = 2;
+  N.pw_drop_count = 100; /* every answer to the import's and the presence's requests */
+  restart(2);
+  ck_assert_int_lt(N.pw_drop_count, 100);
+  N.pw_drop_count = 0; /* healed */
+  grp_chat *c = grp_chat_find(N.n[2].g, chat);
+  ck_assert(!c->synced);
+  ck_assert_int_eq(send_text(2, chat, 0), SECCHAT_ERR_INVALID_STATE);
+  /* the re-open of its route brought the members' presence */
+  int lr = N.pw_seen[0][GRP_T_LOG_REQ];
+  N.now += SC_GRP_RETRY_MS;
+  tick_all();
+  ck_assert_int_gt(N.pw_seen[0][GRP_T_LOG_REQ], lr);
+  ck_assert(c->synced);
+  int k0 = nsent;
+  ck_assert_int_eq(send_text(2, chat, 0), 0);
+  pump();
+  ck_assert_int_eq(shown_count(0, k0, nsent), 1);
+  ck_assert_int_eq(shown_count(1, k0, nsent), 1);
+  /* synced: no more log requests */
+  lr = N.pw_seen[0][GRP_T_LOG_REQ];
+  N.now += SC_GRP_RETRY_MAX_MS;
+  tick_all();
+  ck_assert_int_eq(N.pw_seen[0][GRP_T_LOG_REQ], lr);
+  net_teardown();
+}
+END_TEST
+
 START_TEST(test_history_records)
 {
   uint8_t chat[16];
@@ -1625,6 +1869,11 @@ static Suite *group_suite(void)
   tcase_add_test(tc, test_export_import);
   tcase_add_test(tc, test_withheld_remove);
   tcase_add_test(tc, test_resync_waits);
+  tcase_add_test(tc, test_leave_admin_offline_relayed);
+  tcase_add_test(tc, test_leave_resent_by_leaver);
+  tcase_add_test(tc, test_presence_cleared_on_disconnect);
+  tcase_add_test(tc, test_keyreq_retried);
+  tcase_add_test(tc, test_resync_retried);
   tcase_add_test(tc, test_history_records);
   tcase_add_test(tc, test_invite_flood_and_mutations);
   /* GROUP_SEEDS=n runs n seeds (a longer campaign outside CI). */
