@@ -383,6 +383,14 @@ size_t secchat_client_pending(const secchat_client *c)
   return c == NULL ? 0 : c->out_len - c->out_head;
 }
 
+const char *secchat_client_token(const secchat_client *c, size_t *len)
+{
+  const char *t = c && c->token && c->token_len ? c->token : NULL;
+  if (len)
+    *len = t ? c->token_len : 0;
+  return t;
+}
+
 int secchat_client_is_online(const secchat_client *c)
 {
   return c != NULL && c->cstate == SC_C_ONLINE;

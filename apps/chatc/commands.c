@@ -298,9 +298,12 @@ void ss_exec_cmd(sess *s, chatc_cmd *cmd, int looked_up)
   case CHATC_CMD_WHOAMI: {
     chatc_ev_user u = {s->uid, s->prof.name, s->prof.name ? strlen(s->prof.name) : 0};
     if (s->json) {
-      /* The client core does not hand out its token (see the report in
-       * docs/chatc.md): null. */
-      ss_emit(s, chatc_ev_whoami(cmd->id, &u, s->fpr, NULL));
+      /* A copy: the event builder wants a C string. */
+      size_t tl = 0;
+      const char *tok = secchat_client_token(s->c, &tl);
+      char *t = tok ? strndup(tok, tl) : NULL;
+      ss_emit(s, chatc_ev_whoami(cmd->id, &u, s->fpr, t));
+      free(t);
     } else {
       ss_say(s, CHATC_LINE_NOTICE, "%s, uid %s, fingerprint %s, %s",
              u.name ? ss_esc(e, 200, u.name, u.name_len) : "(not registered)", s->uid, s->fpr,

@@ -154,6 +154,12 @@ SECCHAT_API size_t secchat_client_pending(const secchat_client *c);
 /* 1 while authenticated on the current connection. */
 SECCHAT_API int secchat_client_is_online(const secchat_client *c);
 
+/* Our current token (the relay-signed public certificate of our keys; it is
+ * useless without the identity's secret keys). Returns a pointer borrowed
+ * until the next call on c and sets *len, or NULL (with *len 0) before the
+ * first registration. */
+SECCHAT_API const char *secchat_client_token(const secchat_client *c, size_t *len);
+
 /* Register name (UTF-8, secchat_name_check rules) on the next (or the
  * current, if waiting) connection instead of logging in with a stored
  * token. The TOKEN received is verified with the pinned token key (it must

@@ -1,6 +1,7 @@
 """chatc end to end: real chatd + real chatc processes on loopback, JSON-lines
 mode (docs/chatc.md section 5). Each client has its own --home; events are
 read on a thread and matched by the tests."""
+import base64
 import json
 import os
 import pathlib
@@ -392,6 +393,11 @@ def test_bad_input_keeps_running(relay, clients, tmp_path):
     alice.call("send", "sent", chat=chat, text="still alive")
     who = alice.call("whoami", "whoami")
     assert who["user"]["name"] == "alice" and len(who["user"]["fingerprint"]) == 19
+    # The token is our relay-signed certificate: its claims name us.
+    seg = who["token"].split(".")
+    assert len(seg) == 3
+    claims = json.loads(base64.urlsafe_b64decode(seg[1] + "=" * (-len(seg[1]) % 4)))
+    assert claims["name"] == "alice" and claims["sub"] == who["user"]["uid"]
     alice.quit()
     state = (tmp_path / "alice" / "state").read_bytes()
 
