@@ -407,7 +407,8 @@ static int loop(sess *s)
       ss_flush_out(s);
       ss_pump(s);
     }
-    if (!s->quit && ti >= 0 && fds[ti].revents & (POLLIN | POLLHUP | POLLERR)) {
+    /* POLLNVAL too: a closed input must end the loop, not spin it. */
+    if (!s->quit && ti >= 0 && fds[ti].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
       if (s->edit) {
         if (chatc_edit_read(s->edit, ss_on_edit_line, s) == 1)
           s->quit = 1;

@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         }
       }
     }
-    if (!p.done && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+    if (!p.done && (fds[0].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
       chatc_edit_read(p.e, on_line, &p);
     if (!p.done && now_ms() >= next) {
       char text[64];
