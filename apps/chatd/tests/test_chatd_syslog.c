@@ -514,7 +514,14 @@ START_TEST(stalled_connection_replaced)
     flood(sl, 1000, 1000);
   }
   c2 = accept_within(lfd, 5000); /* the replacement connection */
-  chatd_syslog_stats_get(sl, &st);
+  /* Our accept can return before the sender thread has seen its
+   * non-blocking connect complete and counted it: wait for the count. */
+  for (int i = 0; i < 500; i++) {
+    chatd_syslog_stats_get(sl, &st);
+    if (st.connects >= 2)
+      break;
+    poll(NULL, 0, 10);
+  }
   ck_assert_uint_ge(st.stalls, 1);
   ck_assert_uint_ge(st.connects, 2);
 
