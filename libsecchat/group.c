@@ -22,15 +22,23 @@ static const uint8_t zero32[32];
 
 /* ---- Queues ------------------------------------------------------------- */
 
+/* Unlink and return the oldest node, or NULL when empty. */
+static grp_qnode *q_pop(grp_qnode **head, grp_qnode **tail, size_t *n)
+{
+  grp_qnode *q = *head;
+  if (!q)
+    return NULL;
+  *head = q->next;
+  if (!*head)
+    *tail = NULL;
+  (*n)--;
+  return q;
+}
+
 static void q_push(sc_group *g, grp_qnode **head, grp_qnode **tail, size_t *n, grp_qnode *node)
 {
   if (*n >= SC_GRP_MAX_QUEUE) { /* drop the oldest: bounded memory */
-    grp_qnode *old = *head;
-    *head = old->next;
-    if (!*head)
-      *tail = NULL;
-    (*n)--;
-    grp_qnode_free(old);
+    grp_qnode_free(q_pop(head, tail, n));
     g->st.dropped_queue++;
   }
   node->next = NULL;
@@ -141,13 +149,9 @@ void grp_fork_suspected(sc_group *g, const grp_chat *c, const uint8_t *uid, uint
 
 int sc_group_next_action(sc_group *g, sc_group_action *a)
 {
-  if (!g || !a || !g->aq_head)
+  grp_qnode *q = g && a ? q_pop(&g->aq_head, &g->aq_tail, &g->aq_n) : NULL;
+  if (!q)
     return 0;
-  grp_qnode *q = g->aq_head;
-  g->aq_head = q->next;
-  if (!g->aq_head)
-    g->aq_tail = NULL;
-  g->aq_n--;
   *a = q->a;
   free(q);
   return 1;
@@ -166,13 +170,9 @@ void sc_group_action_clear(sc_group_action *a)
 
 int sc_group_next_event(sc_group *g, sc_group_event *e)
 {
-  if (!g || !e || !g->eq_head)
+  grp_qnode *q = g && e ? q_pop(&g->eq_head, &g->eq_tail, &g->eq_n) : NULL;
+  if (!q)
     return 0;
-  grp_qnode *q = g->eq_head;
-  g->eq_head = q->next;
-  if (!g->eq_head)
-    g->eq_tail = NULL;
-  g->eq_n--;
   *e = q->e;
   free(q);
   return 1;
