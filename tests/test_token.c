@@ -92,6 +92,40 @@ static void make_ident(ident *id, uint8_t seedbyte)
   ck_assert_int_eq(sc_base32_encode(id->uid, sizeof id->uid, uid, 20), 32);
 }
 
+/* id->pk += a point of order 8 (libsodium's small-order list), uid to
+ * match; dh_sig left as it was (it no longer verifies). */
+static void torsion(ident *id)
+{
+  uint8_t t8[32], sum[32], uid[20];
+  ck_assert_int_eq(
+      tu_unhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", t8, 32), 32);
+  ck_assert_int_eq(crypto_core_ed25519_add(sum, id->pk, t8), 0);
+  ck_assert_int_eq(crypto_core_ed25519_is_valid_point(sum), 0);
+  memcpy(id->pk, sum, 32);
+  sc_uid_from_sign_pk(uid, id->pk);
+  ck_assert_int_eq(sc_base32_encode(id->uid, sizeof id->uid, uid, 20), 32);
+}
+
+/* A torsioned key pk' = A + T8 and a dh_sig that verifies under it: sign
+ * with sk' = seed || pk' (libsodium hashes the pk half of sk), which gives
+ * [S]B = R + [h](A + T8) exactly when h = 0 mod 8; try X25519 keys until
+ * that holds (1 in 8). */
+static void torsion_with_valid_dh_sig(ident *id)
+{
+  torsion(id);
+  uint8_t sk2[64];
+  memcpy(sk2, id->sk, 32);
+  memcpy(sk2 + 32, id->pk, 32);
+  for (int i = 0; i < 256; i++) {
+    id->dh_sk[1] = (uint8_t)i;
+    ck_assert_int_eq(crypto_scalarmult_base(id->dh_pk, id->dh_sk), 0);
+    ck_assert_int_eq(sc_sign_ctx(id->dh_sig, SC_CTX_DH, id->dh_pk, 32, sk2), 0);
+    if (sc_verify_ctx(id->dh_sig, SC_CTX_DH, id->dh_pk, 32, id->pk) == 0)
+      return;
+  }
+  ck_abort_msg("no X25519 key gave h = 0 mod 8 in 256 tries");
+}
+
 static const uint8_t HH[32] = {0x11, 0x22, 0x33};
 static const uint8_t HH2[32] = {0x44, 0x55, 0x66};
 
@@ -858,6 +892,31 @@ START_TEST(b12_embedded_keys)
   sc_uid_from_sign_pk(uid, E.pk);
   sc_base32_encode(E.uid, sizeof E.uid, uid, 20);
   expect_reject_free(forge_claims(&E, NULL, SIGN_ES256, NULL), SECCHAT_TOKEN_R_SIGN_PK);
+  /* Non-canonical encoding (y = p) and a torsioned key (A + a point of
+   * order 8, on the curve but outside the prime-order subgroup): the
+   * failing dh_sig check names the key as the reason. */
+  ident N = A;
+  memset(N.pk, 0xff, 32);
+  N.pk[0] = 0xed;
+  N.pk[31] = 0x7f;
+  sc_uid_from_sign_pk(uid, N.pk);
+  sc_base32_encode(N.uid, sizeof N.uid, uid, 20);
+  expect_reject_free(forge_claims(&N, NULL, SIGN_ES256, NULL), SECCHAT_TOKEN_R_SIGN_PK);
+  ident T = A;
+  torsion(&T);
+  expect_reject_free(forge_claims(&T, NULL, SIGN_ES256, NULL), SECCHAT_TOKEN_R_SIGN_PK);
+  /* Documented (docs/tokens.md section 5, step 9): a torsioned key whose
+   * dh_sig does verify passes verification (the issuer refuses it at
+   * registration, see registration_checks); its owner gains only another
+   * uid for its own secret. */
+  ident TV = A;
+  torsion_with_valid_dh_sig(&TV);
+  char *tv = forge_claims(&TV, NULL, SIGN_ES256, NULL);
+  secchat_token_claims tvc;
+  int tvr = -1;
+  ck_assert_int_eq(secchat_token_verify(V, tv, strlen(tv), NOW, &tvc, &tvr), SECCHAT_OK);
+  ck_assert_mem_eq(tvc.sig_pk, TV.pk, 32);
+  free(tv);
   /* Low-order X25519 keys: 0 and the order-8 point. */
   ident L = A;
   memset(L.dh_pk, 0, 32);
@@ -945,6 +1004,12 @@ START_TEST(registration_checks)
   memset(I.pk, 0, 32);
   I.pk[0] = 1;
   ck_assert_int_eq(REG("alice", &I, proof, HH, I.dh_pk), SECCHAT_ERR_AUTH);
+  ck_assert_int_eq(reason, SECCHAT_TOKEN_R_SIGN_PK);
+  /* A torsioned key is refused at registration even with a dh_sig that
+   * verifies under it (verification relies on this check). */
+  ident TV = A;
+  torsion_with_valid_dh_sig(&TV);
+  ck_assert_int_eq(REG("alice", &TV, proof, HH, TV.dh_pk), SECCHAT_ERR_AUTH);
   ck_assert_int_eq(reason, SECCHAT_TOKEN_R_SIGN_PK);
   ident D = A;
   D.dh_sig[0] ^= 1;
