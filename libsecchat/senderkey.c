@@ -142,6 +142,7 @@ void sc_sk_sender_init(sc_sk_sender *s, const uint8_t chat_id[16], uint64_t epoc
   memcpy(s->log_head, log_head, 32);
   sc_random(s->chain_id, sizeof s->chain_id);
   sc_random(s->ck, sizeof s->ck);
+  sc_random(s->nonce_prefix, sizeof s->nonce_prefix);
 }
 
 void sc_sk_sender_wipe(sc_sk_sender *s)
@@ -233,7 +234,9 @@ static int64_t seal_into(sc_sk_sender *s, const secchat_identity *author,
   if (inner_len > SC_SK_MAX_INNER)
     return SECCHAT_ERR_TOO_LONG;
 
-  sc_random(nonce, sizeof nonce);
+  memcpy(nonce, s->nonce_prefix, sizeof s->nonce_prefix);
+  for (unsigned i = 0; i < 8; i++)
+    nonce[16 + i] = (uint8_t)(s->iteration >> (8 * i));
   int64_t hl = write_header(s, author->uid, nonce, ad);
   if (hl < 0)
     return SECCHAT_ERR_INTERNAL;

@@ -104,9 +104,14 @@ typedef struct sc_sk_sender {
   uint8_t ck[32];          /* CK_iteration */
   uint64_t iteration;      /* next iteration to send */
   uint8_t prev_msg_id[32]; /* msg_id of the previous message, zeros first */
+  uint8_t nonce_prefix[16]; /* nonce = nonce_prefix || u64le(iteration) */
 } sc_sk_sender;
 
-/* Start a fresh chain: chain_id (16) then CK_0 (32) from sc_random(). */
+/* Start a fresh chain: chain_id (16), CK_0 (32), then nonce_prefix (16)
+ * from sc_random(). Sending chains live in memory only (client state never
+ * stores one), so (chain, iteration) -- hence the message key -- is never
+ * used twice, and a per-chain random prefix with the iteration is a unique
+ * nonce without a getrandom call per message (docs/crypto.md 6.2). */
 void sc_sk_sender_init(sc_sk_sender *s, const uint8_t chat_id[16], uint64_t epoch,
                        const uint8_t log_head[32]);
 void sc_sk_sender_wipe(sc_sk_sender *s);

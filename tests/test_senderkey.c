@@ -131,6 +131,35 @@ START_TEST(seal_open_round_trip)
 }
 END_TEST
 
+/* docs/crypto.md 6.2: nonce = the chain's 16-byte random prefix ||
+ * u64le(iteration): unique per message key, distinct across chains. */
+START_TEST(nonce_is_chain_prefix_and_iteration)
+{
+  fx_setup();
+  static uint8_t blob[BLOB_CAP];
+  uint8_t id[32], prefix[16];
+  for (uint64_t i = 0; i < 3; i++) {
+    size_t n = seal_text(&F.as, F.alice, "x", blob, id);
+    sc_sk_header h;
+    ck_assert_int_eq(sc_sk_parse_blob(blob, n, &h), 0);
+    ck_assert_uint_eq(h.iteration, i);
+    if (i == 0)
+      memcpy(prefix, h.nonce, 16);
+    ck_assert_mem_eq(h.nonce, prefix, 16);
+    for (unsigned b = 0; b < 8; b++)
+      ck_assert_uint_eq(h.nonce[16 + b], (uint8_t)(i >> (8 * b)));
+  }
+  sc_sk_sender other;
+  sc_sk_sender_init(&other, F.chat, 1, F.as.log_head);
+  size_t n = seal_text(&other, F.alice, "x", blob, id);
+  sc_sk_header h;
+  ck_assert_int_eq(sc_sk_parse_blob(blob, n, &h), 0);
+  ck_assert_int_ne(memcmp(h.nonce, prefix, 16), 0);
+  sc_sk_sender_wipe(&other);
+  fx_teardown();
+}
+END_TEST
+
 START_TEST(ratchet_matches_crypto_kdf_definition)
 {
   /* crypto_kdf is keyed BLAKE2b-256 with salt = LE64(id) || 0^8 and
@@ -765,6 +794,7 @@ static Suite *senderkey_suite(void)
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, seal_open_round_trip);
+  tcase_add_test(tc, nonce_is_chain_prefix_and_iteration);
   tcase_add_test(tc, ratchet_matches_crypto_kdf_definition);
   tcase_add_test(tc, replay_rejected_state_unchanged);
   tcase_add_test(tc, reorder_within_window_accepted_once);
