@@ -995,6 +995,8 @@ static int post(sc_group *g, grp_chat *c, uint64_t ct, uint64_t flags, const uin
   if (c->has_self && sc_sk_open(&c->self, c->route, blob, (size_t)n, work, cap + 16, &o) == 0)
     grp_accept_item(g, c, &o.inner, o.inner_bytes, o.inner_len, o.sig, o.msg_id, now);
   rc = grp_action(g, SC_GRP_GROUP_POST, c->route, blob, (size_t)n, msg_id);
+  if (rc == 0) /* the node just queued: the host reports RELAYED per chat */
+    memcpy(g->aq_tail->a.chat_id, c->id, 16);
 out:
   if (work) {
     sodium_memzero(work, cap + 16);
