@@ -216,11 +216,12 @@ def test_three_clients_quit_history_and_relay_restart(relay, clients, tmp_path):
     for c in (bob, carol):
         assert chat in [x["chat"] for x in c.call("chats", "chats")["chats"]]
     time.sleep(0.5)
-    say(alice, chat, "hello all", [bob, carol])
+    earlier = [say(alice, chat, "hello all", [bob, carol])]
     m = say(bob, chat, "hi alice", [alice, carol])
+    earlier.append(m)
     ev = [e for e in alice.messages(chat) if e["msg"] == m][0]
     assert ev["from"] == {"uid": uids["bob"], "name": "bob"} and ev["trust"] == "tofu"
-    say(carol, chat, "carol here", [alice, bob])
+    earlier.append(say(carol, chat, "carol here", [alice, bob]))
     members = alice.call("members", "members", chat=chat)["members"]
     assert sorted(x["name"] for x in members) == ["alice", "bob", "carol"]
 
@@ -233,10 +234,13 @@ def test_three_clients_quit_history_and_relay_restart(relay, clients, tmp_path):
     carol.wait("ready")
     hist = carol.call("history", "history", chat=chat, limit=100)
     got = [x["msg"] for x in hist["messages"]]
-    assert got == missed, (got, missed)
+    # What carol saw before (her local history) and exactly what she missed.
+    assert got == earlier + missed, (got, earlier, missed)
     assert all(x["verified"] is True and x["chat"] == chat for x in hist["messages"])
-    assert [x["text"] for x in hist["messages"]][2] == "while carol is away 3 \u00e9\u4e2d"
-    assert hist["messages"][1]["from"]["name"] == "bob"
+    assert [x["text"] for x in hist["messages"]][5] == "while carol is away 3 \u00e9\u4e2d"
+    assert hist["messages"][4]["from"]["name"] == "bob"
+    assert hist["messages"][2]["from"] == {"uid": uids["carol"], "name": "carol"}
+    assert hist["gaps"] == []
 
     # chatd restarted mid-conversation (same data dir, same port).
     say(carol, chat, "before restart", [alice, bob])
@@ -284,7 +288,7 @@ def test_history_answered_from_local_records(relay, clients, tmp_path):
         register(c, n)
     chat = make_chat(alice, [(bob, "bob"), (carol, "carol")])
     time.sleep(0.5)
-    say(alice, chat, "everyone sees this", [bob, carol])
+    seen = say(alice, chat, "everyone sees this", [bob, carol])
     carol.quit()
     missed = [say(bob, chat, "carol misses 1", [alice]), say(alice, chat, "carol misses 2", [bob])]
     alice.quit()
@@ -294,11 +298,84 @@ def test_history_answered_from_local_records(relay, clients, tmp_path):
     carol = start(relay, clients, tmp_path / "carol")
     carol.wait("ready")
     hist = carol.call("history", "history", chat=chat)
-    assert [x["msg"] for x in hist["messages"]] == missed
-    assert [x["from"]["name"] for x in hist["messages"]] == ["bob", "alice"]
+    assert [x["msg"] for x in hist["messages"]] == [seen] + missed
+    assert [x["from"]["name"] for x in hist["messages"]] == ["alice", "bob", "alice"]
     assert all(x["verified"] for x in hist["messages"])
     carol.quit()
     alice.quit()
+
+
+def test_history_of_earlier_runs(relay, clients, tmp_path):
+    """history lists the messages of earlier runs from the local encrypted
+    history, with nobody online to fetch them from: oldest first, limit
+    honoured, each shaped exactly like the `message` event it was."""
+    alice = start(relay, clients, tmp_path / "alice")
+    bob = start(relay, clients, tmp_path / "bob")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (bob, "bob"))}
+    chat = make_chat(alice, [(bob, "bob")])
+    time.sleep(0.5)
+    sent = [say(bob, chat, "one \u00e9", [alice]), say(alice, chat, "two", [bob]),
+            say(bob, chat, "three \x1b[2J", [alice])]
+    live = {e["msg"]: e for e in alice.messages(chat)}
+    bob.quit()
+    alice.quit()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    hist = alice.call("history", "history", chat=chat, limit=10)
+    assert [x["msg"] for x in hist["messages"]] == sent
+    assert hist["gaps"] == []
+    for x in hist["messages"]:
+        assert x["verified"] is True and x["chat"] == chat
+        if x["msg"] in live:  # bob's: exactly the message event of the first run
+            want = dict(live[x["msg"]])
+            del want["event"]
+            assert x == want, (x, want)
+    own = hist["messages"][1]
+    assert own["text"] == "two" and own["from"] == {"uid": uids["alice"], "name": "alice"}
+    # limit: the newest N, still oldest first
+    hist = alice.call("history", "history", chat=chat, limit=2)
+    assert [x["msg"] for x in hist["messages"]] == sent[1:]
+    # the history of a run without any message from it is the same after
+    # another restart (records are not duplicated)
+    alice.quit()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    hist = alice.call("history", "history", chat=chat)
+    assert [x["msg"] for x in hist["messages"]] == sent
+    alice.quit()
+
+
+def test_concurrent_lookups_run_their_own_commands(relay, clients, tmp_path):
+    """Commands waiting for a directory lookup are matched to the answer by
+    the name or uid they asked about: several in flight at once (names,
+    uids, an unknown name) each get their own reply."""
+    alice = start(relay, clients, tmp_path / "alice")
+    bob = start(relay, clients, tmp_path / "bob")
+    carol = start(relay, clients, tmp_path / "carol")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (bob, "bob"), (carol, "carol"))}
+    fprs = {n: c.call("whoami", "whoami")["user"]["fingerprint"]
+            for c, n in ((bob, "bob"), (carol, "carol"))}
+    chat = alice.call("create", "chat_created", name="club")["chat"]
+    alice.cmd("fingerprint", id="f-carol", user="carol")
+    alice.cmd("invite", id="i-nobody", chat=chat, user="nobody")
+    alice.cmd("fingerprint", id="f-bob", user=uids["bob"])
+    alice.cmd("invite", id="i-bob", chat=chat, user="bob")
+    alice.cmd("fingerprint", id="f-carol2", user="carol#" + fprs["carol"])
+    got = {}
+    deadline = time.monotonic() + 15
+    while len(got) < 5:
+        ev = alice.wait_any(deadline)
+        if ev.get("id") in ("f-carol", "i-nobody", "f-bob", "i-bob", "f-carol2"):
+            got[ev["id"]] = ev
+    assert got["f-carol"]["event"] == "fingerprint" and got["f-carol"]["user"] == "carol"
+    assert got["f-carol"]["fingerprint"] == fprs["carol"]
+    assert got["f-carol2"]["fingerprint"] == fprs["carol"]
+    assert got["f-bob"]["event"] == "fingerprint" and got["f-bob"]["fingerprint"] == fprs["bob"]
+    assert got["i-nobody"]["event"] == "error" and got["i-nobody"]["code"] == "not_found"
+    assert got["i-bob"] == {"event": "ok", "cmd": "invite", "id": "i-bob"}
+    bob.wait("invited", chat=chat)
+    for c in (alice, bob, carol):
+        c.quit()
 
 
 def test_identity_change_trust_and_verify(relay, clients, tmp_path):
