@@ -235,6 +235,7 @@ static void on_event(sess *s, const secchat_client_event *ev)
     break;
   case SECCHAT_CLIENT_EV_REGISTERED:
     s->dirty = 1;
+    s->auth_refusals = 0; /* a token that verifies: authentication works */
     if (ev->name_len > 0) {
       memcpy(e1, ev->name, ev->name_len < 200 ? ev->name_len : 200);
       e1[ev->name_len < 200 ? ev->name_len : 200] = 0;
@@ -271,17 +272,32 @@ static void on_event(sess *s, const secchat_client_event *ev)
     break;
   case SECCHAT_CLIENT_EV_TOKEN_RENEWED:
     s->dirty = 1;
+    s->auth_refusals = 0;
     break;
   case SECCHAT_CLIENT_EV_AUTH_FAILED:
+    /* A refused login is normal once (an expired token): the core then
+     * registers the same identity and name again. Refused again before a
+     * new token verified (REGISTERED or TOKEN_RENEWED), retrying cannot
+     * help (the relay rejects our keys or name, or its tokens are not valid
+     * by our clock): exit 6. */
+    s->auth_refusals++;
     snprintf(e1, sizeof(e1), "the relay refused %s (%s); %s",
-             s->register_id ? "the registration" : "the login",
+             s->register_id || s->auth_refusals > 1 ? "the registration" : "the login",
              ev->code == SECCHAT_ERR_TOKEN_EXPIRED ? "token expired"
                                                    : secchat_token_reason_string(ev->detail),
-             "registering again on the next connection");
+             s->auth_refusals > 1
+                 ? "refused twice in a row, giving up (check the system clock and the relay; "
+                   "the identity is kept)"
+                 : "registering again on the next connection");
     ss_cmd_error(s, s->register_id, "auth_failed", e1);
     json_decref(s->register_id);
     s->register_id = NULL;
     s->registering = 0;
+    if (s->auth_refusals > 1) {
+      fprintf(stderr, "chatc: %s\n", e1);
+      s->quit = 1;
+      s->exit_code = CHATC_EXIT_AUTH;
+    }
     break;
   case SECCHAT_CLIENT_EV_CLOSE:
     ss_flush_out(s);

@@ -120,6 +120,7 @@ typedef struct sess {
   /* requests waiting for the relay */
   json_t *register_id;
   int registering;                /* a register command is under way */
+  int auth_refusals;              /* refused since the last login */
   chatc_cmd pending[PENDING_MAX]; /* commands waiting for their LOOKUP */
   chatc_lookup_key pending_key[PENDING_MAX]; /* ... and what each asked */
   size_t npending;

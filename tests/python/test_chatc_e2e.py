@@ -508,13 +508,13 @@ def test_bad_input_keeps_running(relay, clients, tmp_path):
     alice.quit()
 
 
-def run_until_exit(relay, home, *extra, stdin=b""):
+def run_until_exit(relay, home, *extra, stdin=b"", env=None):
     """chatc --json with stdin kept open after `stdin`: only chatc itself
     decides when to stop."""
     p = subprocess.Popen([str(CHATC), "--server", relay.server, "--home", str(home), "--json",
                           "--no-passphrase", *extra], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=chatd_util.child_env())
+                         env=chatd_util.child_env(env))
     p.stdin.write(stdin)
     p.stdin.flush()
     try:
@@ -561,3 +561,64 @@ def test_server_key_mismatch(relay, clients, tmp_path):
         assert b"key pinned earlier" in err
     finally:
         other.stop()
+
+
+def clockshift_lib(tmp_path):
+    """tests/python/clockshift.c built as an LD_PRELOAD library: the process
+    that loads it sees CLOCK_REALTIME shifted by CLOCKSHIFT_S seconds."""
+    src = pathlib.Path(__file__).with_name("clockshift.c")
+    so = tmp_path / "clockshift.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(so), str(src), "-ldl"], check=True)
+    return so
+
+
+def test_auth_refused_exit_6(relay, clients, tmp_path):
+    """Authentication that cannot succeed ends chatc with exit code 6 instead
+    of retrying forever. alice registered; her clock is then 40 days ahead
+    (past any token lifetime), so no token of the relay is valid for her:
+    the login is refused, the automatic re-registration of the same
+    identity and name on the next connection too, and chatc stops. Nothing
+    is lost: with the clock fixed the same home logs in again. A first
+    registration refused twice in a row ends the same way."""
+    alice = start(relay, clients, tmp_path / "alice")
+    uid = register(alice, "alice")
+    alice.quit()
+    so = clockshift_lib(tmp_path)
+    env = {"LD_PRELOAD": str(so), "CLOCKSHIFT_S": str(40 * 86400),
+           # the sanitizer runtime must come first unless told otherwise
+           "ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1:verify_asan_link_order=0"}
+    ident = (tmp_path / "alice" / "identity").read_bytes()
+    rc, events, err = run_until_exit(relay, tmp_path / "alice", env=env)
+    assert rc == 6, (events, err)
+    refused = [e for e in events if e["event"] == "error" and e["code"] == "auth_failed"]
+    assert len(refused) == 2, events
+    assert "registering again" in refused[0]["message"]
+    assert "token expired" in refused[1]["message"] and "twice" in refused[1]["message"]
+    assert not [e for e in events if e["event"] == "ready"]
+    assert b"refused twice in a row" in err
+    assert (tmp_path / "alice" / "identity").read_bytes() == ident
+    # The clock fixed: the same identity logs in (registering again if needed).
+    alice = start(relay, clients, tmp_path / "alice")
+    assert alice.wait("ready")["user"] == {"uid": uid, "name": "alice"}
+    alice.quit()
+    # First registration: refused (the user may try again), refused again: exit 6.
+    p = subprocess.Popen([str(CHATC), "--server", relay.server, "--home", str(tmp_path / "new"),
+                          "--json", "--no-passphrase"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=chatd_util.child_env(env))
+    try:
+        for i in (1, 2):
+            p.stdin.write(b'{"id":%d,"cmd":"register","name":"bob"}\n' % i)
+            p.stdin.flush()
+            while True:
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+                ev = json.loads(line)
+                if ev["event"] == "error":
+                    assert ev["code"] == "auth_failed" and ev["id"] == i, ev
+                    break
+                assert ev["event"] in ("status",), ev
+        assert p.wait(timeout=15) == 6
+    finally:
+        p.kill()
+        p.communicate(timeout=10)
