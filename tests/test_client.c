@@ -1989,6 +1989,51 @@ static void cl_restart(cl *x)
     cl_connect(x, 0);
 }
 
+/* An author restored from its state (a process restart) starts a new chain;
+ * its heartbeat names its older chains (with epoch 0: the state does not
+ * keep their epochs). A member that missed the end of such a chain must
+ * still see the gap, and it stays known while nobody can supply it. */
+START_TEST(test_gap_claimed_after_author_restart)
+{
+  cl *a = cl_new("alice"), *b = cl_new("bob");
+  cl_online(a);
+  cl_online(b);
+  lookup(a, "bob");
+  uint8_t chat[16];
+  cl *m[1] = {b};
+  make_chat(a, m, 1, chat);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a0", 2, 0, NOW, NULL), 0);
+  advance(3000);
+  ck_assert_int_eq(shown(b, chat, a, "a0"), 1);
+  host_close(b);
+  pump();
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m1", 2, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m2", 2, 0, NOW, NULL), 0);
+  advance(2000);
+  cl_restart(a); /* its history records are not reloaded: nobody holds m1, m2 for bob */
+  cl_connect(b, 0);
+  advance(5000);
+  secchat_chat_gap gp[2];
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 0); /* nothing says so yet */
+  int from = b->nev;
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a3", 2, 0, NOW, NULL), 0);
+  advance(3000); /* a3, then a's heartbeat with its old chain's frontier */
+  ck_assert_int_eq(shown(b, chat, a, "a3"), 1);
+  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_GAP, from), 1);
+  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_GAP)->count, 2);
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
+  ck_assert_mem_eq(gp[0].uid, UID(a), 20);
+  ck_assert_uint_eq(gp[0].missing, 2);
+  /* asking alice does not help: the gap stays, HISTORY_DONE counts it */
+  ck_assert_int_eq(secchat_client_chat_request_history(b->c, chat, 3, 100, NOW), 1);
+  advance(2000);
+  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_HISTORY_DONE)->count, 0);
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
+  ck_assert_uint_eq(gp[0].missing, 2);
+  ck_assert_int_eq(shown(b, chat, a, "m1"), 0);
+}
+END_TEST
+
 START_TEST(test_random_interaction)
 {
   enum { N = 6 };
@@ -2135,6 +2180,7 @@ static Suite *client_suite(void)
   tcase_add_test(tc, test_state_export_import);
   tcase_add_test(tc, test_import_rehandshake);
   tcase_add_test(tc, test_random_interaction);
+  tcase_add_test(tc, test_gap_claimed_after_author_restart);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -345,6 +345,42 @@ def test_history_of_earlier_runs(relay, clients, tmp_path):
     alice.quit()
 
 
+def test_history_reports_known_gaps(relay, clients, tmp_path):
+    """Messages that exist but that no member can supply are listed in the
+    history event's gaps. carol misses alice's m1 and m2; alice's local
+    history is lost (file removed) before she restarts, so nobody holds
+    them. alice's next post comes with her heartbeat, whose frontier shows
+    carol that her earlier chain went on: carol warns about the gap, asks
+    alice (who has nothing), and `history` reports {from: alice, count: 2}."""
+    alice = start(relay, clients, tmp_path / "alice")
+    carol = start(relay, clients, tmp_path / "carol")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (carol, "carol"))}
+    chat = make_chat(alice, [(carol, "carol")])
+    time.sleep(0.5)
+    a0 = say(alice, chat, "a0", [carol])
+    time.sleep(1.5)  # alice's first heartbeat reaches carol too
+    carol.quit()
+    say(alice, chat, "m1", [])
+    say(alice, chat, "m2", [])
+    alice.quit()
+    for f in (tmp_path / "alice" / "history").glob("*.log"):
+        f.unlink()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    carol = start(relay, clients, tmp_path / "carol")
+    carol.wait("ready")
+    time.sleep(2)  # carol's catch-up after the login: nothing to find yet
+    h0 = carol.call("history", "history", chat=chat)
+    assert [x["msg"] for x in h0["messages"]] == [a0] and h0["gaps"] == []
+    a3 = say(alice, chat, "a3", [carol])
+    carol.wait("warning", code="gap", chat=chat)
+    hist = carol.call("history", "history", chat=chat)
+    assert [x["msg"] for x in hist["messages"]] == [a0, a3]
+    assert hist["gaps"] == [{"from": {"uid": uids["alice"], "name": "alice"}, "count": 2}]
+    alice.quit()
+    carol.quit()
+
+
 def test_concurrent_lookups_run_their_own_commands(relay, clients, tmp_path):
     """Commands waiting for a directory lookup are matched to the answer by
     the name or uid they asked about: several in flight at once (names,
