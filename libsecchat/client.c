@@ -542,7 +542,7 @@ int sc_client_queue_direct(secchat_client *c, const uint8_t uid[SECCHAT_UID_BYTE
 
 int sc_client_group_post_id(secchat_client *c, const uint8_t route_id[SECCHAT_ROUTE_ID_BYTES],
                             const uint8_t *blob, size_t len, const uint8_t *msg_id,
-                            uint64_t *ref)
+                            const uint8_t *chat_id, uint64_t *ref)
 {
   if (c == NULL || route_id == NULL || blob == NULL)
     return SECCHAT_ERR_INVALID_ARGUMENT;
@@ -553,6 +553,8 @@ int sc_client_group_post_id(secchat_client *c, const uint8_t route_id[SECCHAT_RO
     if (q != NULL) {
       memcpy(q->msg_id, msg_id, SECCHAT_MSG_ID_BYTES);
       q->has_msg_id = 1;
+      if (chat_id != NULL)
+        memcpy(q->chat_id, chat_id, SECCHAT_CHAT_ID_BYTES);
     }
   }
   if (rc == 0 && ref != NULL)
@@ -563,7 +565,7 @@ int sc_client_group_post_id(secchat_client *c, const uint8_t route_id[SECCHAT_RO
 int sc_client_group_post(secchat_client *c, const uint8_t route_id[SECCHAT_ROUTE_ID_BYTES],
                          const uint8_t *blob, size_t len, uint64_t *ref)
 {
-  return sc_client_group_post_id(c, route_id, blob, len, NULL, ref);
+  return sc_client_group_post_id(c, route_id, blob, len, NULL, NULL, ref);
 }
 
 static int send_route(secchat_client *c, const uint8_t *route_id, int open)
@@ -957,8 +959,10 @@ static void send_failed(secchat_client *c, sc_rq *q, uint64_t code)
   if (ev != NULL) {
     ev->ref = q->ref;
     ev->detail = (int32_t)code;
-    if (q->has_msg_id)
+    if (q->has_msg_id) {
       memcpy(ev->msg_id, q->msg_id, SECCHAT_MSG_ID_BYTES);
+      memcpy(ev->chat_id, q->chat_id, SECCHAT_CHAT_ID_BYTES);
+    }
   }
 }
 
@@ -1019,8 +1023,10 @@ static void on_relayed(secchat_client *c, const sc_frame *f)
     secchat_client_event *ev = sc_client_event(c, SECCHAT_CLIENT_EV_RELAYED, NULL, 0, NULL, 0);
     if (ev != NULL) {
       ev->ref = q->ref;
-      if (q->has_msg_id)
+      if (q->has_msg_id) {
         memcpy(ev->msg_id, q->msg_id, SECCHAT_MSG_ID_BYTES);
+        memcpy(ev->chat_id, q->chat_id, SECCHAT_CHAT_ID_BYTES);
+      }
     }
   }
   rq_release(q);

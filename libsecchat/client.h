@@ -69,6 +69,7 @@ typedef struct sc_rq {
   uint8_t target[32]; /* route id, or uid in the first 20 bytes */
   uint8_t has_msg_id;
   uint8_t msg_id[SECCHAT_MSG_ID_BYTES]; /* group post: reported with RELAYED */
+  uint8_t chat_id[SECCHAT_CHAT_ID_BYTES]; /* ... with its chat */
   size_t len;
   uint8_t blob[];
 } sc_rq;
@@ -272,10 +273,11 @@ int sc_client_group_post(secchat_client *c, const uint8_t route_id[SECCHAT_ROUTE
 int sc_client_route(secchat_client *c, const uint8_t route_id[SECCHAT_ROUTE_ID_BYTES], int open);
 /* Opaque group state carried inside the client state blob. */
 int sc_client_set_group_state(secchat_client *c, const uint8_t *blob, size_t len);
-/* As sc_client_group_post, remembering the message id for RELAYED. */
+/* As sc_client_group_post, remembering the message id and its chat (either
+ * may be NULL) for the RELAYED event. */
 int sc_client_group_post_id(secchat_client *c, const uint8_t route_id[SECCHAT_ROUTE_ID_BYTES],
                             const uint8_t *blob, size_t len, const uint8_t *msg_id,
-                            uint64_t *ref);
+                            const uint8_t *chat_id, uint64_t *ref);
 
 /* ---- client_group.c: the glue ------------------------------------------- */
 int sc_client_group_init(secchat_client *c);

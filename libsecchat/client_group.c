@@ -104,13 +104,14 @@ static void pump(secchat_client *c)
     switch (a.type) {
     case SC_GRP_PAIRWISE_SEND: pw_send_group(c, a.to_uid, a.data, a.len); break;
     case SC_GRP_GROUP_POST: {
-      int rc = sc_client_group_post_id(c, a.route_id, a.data, a.len, a.msg_id, NULL);
+      int rc = sc_client_group_post_id(c, a.route_id, a.data, a.len, a.msg_id, a.chat_id, NULL);
       if (rc != 0) {
         secchat_client_event *ev =
             sc_client_event(c, SECCHAT_CLIENT_EV_SEND_FAILED, NULL, 0, NULL, 0);
         if (ev != NULL) {
           ev->code = rc;
           memcpy(ev->msg_id, a.msg_id, sizeof ev->msg_id);
+          memcpy(ev->chat_id, a.chat_id, sizeof ev->chat_id);
         }
       }
       break;
@@ -333,4 +334,60 @@ int secchat_client_history_load(secchat_client *c, const uint8_t *rec, size_t le
   int rc = sc_group_history_load(c->grp, rec, len, c->now);
   pump(c);
   return rc;
+}
+
+int secchat_client_chat_messages(const secchat_client *c,
+                                 const uint8_t chat_id[SECCHAT_CHAT_ID_BYTES],
+                                 secchat_chat_message *out, size_t cap)
+{
+  GRP_CHECK(c);
+  if (chat_id == NULL || (cap > 0 && (out == NULL || out[0].struct_size != sizeof *out)))
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  if (cap > SC_GRP_HIST_MAX_ITEMS)
+    cap = SC_GRP_HIST_MAX_ITEMS; /* the store never holds more */
+  sc_group_msg *m = NULL;
+  if (cap > 0 && (m = calloc(cap, sizeof *m)) == NULL)
+    return SECCHAT_ERR_NOMEM;
+  int n = sc_group_messages(c->grp, chat_id, m, cap);
+  for (int i = 0; i < n; i++) {
+    secchat_chat_message *o = &out[i];
+    const sc_contact *ct = sc_contact_find(c, m[i].uid);
+    memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
+    o->flags = SECCHAT_MSG_VERIFIED | (m[i].shareable ? SECCHAT_MSG_SHAREABLE : 0u);
+    o->trust = ct != NULL ? ct->trust : 0;
+    memcpy(o->uid, m[i].uid, SECCHAT_UID_BYTES);
+    memcpy(o->msg_id, m[i].msg_id, SECCHAT_MSG_ID_BYTES);
+    o->ts_ms = m[i].ts_ms;
+    o->epoch = m[i].epoch;
+    if (ct != NULL && ct->name[0] != '\0') {
+      o->name = ct->name;
+      o->name_len = strlen(ct->name);
+    }
+    o->text = (const char *)m[i].text;
+    o->text_len = m[i].len;
+  }
+  free(m);
+  return n;
+}
+
+int secchat_client_chat_gaps(const secchat_client *c, const uint8_t chat_id[SECCHAT_CHAT_ID_BYTES],
+                             secchat_chat_gap *out, size_t cap)
+{
+  GRP_CHECK(c);
+  if (chat_id == NULL || (cap > 0 && out == NULL))
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  if (cap > SC_GRP_TRACK_MAX)
+    cap = SC_GRP_TRACK_MAX; /* never more authors than chain trackers */
+  sc_group_gap *g = NULL;
+  if (cap > 0 && (g = calloc(cap, sizeof *g)) == NULL)
+    return SECCHAT_ERR_NOMEM;
+  int n = sc_group_gaps(c->grp, chat_id, g, cap);
+  for (int i = 0; i < n && (size_t)i < cap; i++) {
+    memset(&out[i], 0, sizeof out[i]);
+    memcpy(out[i].uid, g[i].uid, SECCHAT_UID_BYTES);
+    out[i].missing = g[i].missing;
+  }
+  free(g);
+  return n;
 }

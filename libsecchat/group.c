@@ -995,6 +995,8 @@ static int post(sc_group *g, grp_chat *c, uint64_t ct, uint64_t flags, const uin
   if (c->has_self && sc_sk_open(&c->self, c->route, blob, (size_t)n, work, cap + 16, &o) == 0)
     grp_accept_item(g, c, &o.inner, o.inner_bytes, o.inner_len, o.sig, o.msg_id, now);
   rc = grp_action(g, SC_GRP_GROUP_POST, c->route, blob, (size_t)n, msg_id);
+  if (rc == 0) /* the node just queued: the host reports RELAYED per chat */
+    memcpy(g->aq_tail->a.chat_id, c->id, 16);
 out:
   if (work) {
     sodium_memzero(work, cap + 16);
@@ -1092,6 +1094,16 @@ int grp_continuity_ok(const grp_chat *c, const sc_sk_inner *in, const uint8_t ms
     return 0;
   /* Same (chain, seq) with another id: equivocation. */
   return seen_chain_seq(c, in->author_uid, in->chain_id, in->seq) == NULL;
+}
+
+static grp_track *track_find(grp_chat *c, const uint8_t author[20], const uint8_t chain[16])
+{
+  for (uint32_t i = 0; i < c->track_count; i++) {
+    grp_track *t = &c->track[(c->track_head + i) % SC_GRP_TRACK_MAX];
+    if (memcmp(t->chain_id, chain, 16) == 0 && memcmp(t->author, author, 20) == 0)
+      return t;
+  }
+  return NULL;
 }
 
 grp_track *grp_track_get(grp_chat *c, const uint8_t author[20], const uint8_t chain[16],
@@ -1202,10 +1214,17 @@ void grp_deliver_content(sc_group *g, grp_chat *c, const sc_sk_inner *in,
       if (sc_mp_read_array(&r, &k) || k != 3 || sc_mp_read_bin_exact(&r, &chain, 16) ||
           sc_mp_read_uint(&r, &epoch) || sc_mp_read_uint(&r, &seq))
         return;
-      /* Chains from before I (re)joined were never meant for me. */
-      if (epoch < joined || epoch > in->epoch)
+      /* Chains from before I (re)joined were never meant for me. For a
+       * chain I already track, its epoch comes from its signed messages:
+       * an author restored from its state claims its older chains with
+       * epoch 0 (the state does not keep their epochs), which must not hide
+       * what I miss of them. */
+      grp_track *t = track_find(c, in->author_uid, chain);
+      uint64_t chain_epoch = t != NULL ? t->epoch : epoch;
+      if (chain_epoch < joined || epoch > in->epoch)
         continue;
-      grp_track *t = grp_track_get(c, in->author_uid, chain, epoch);
+      if (t == NULL)
+        t = grp_track_get(c, in->author_uid, chain, epoch);
       if (seq + 1 > t->claimed)
         t->claimed = seq + 1;
       if (!from_history)

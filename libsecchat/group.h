@@ -119,6 +119,7 @@ typedef struct sc_group_action {
   uint8_t to_uid[20];
   uint8_t route_id[32];
   uint8_t msg_id[32];
+  uint8_t chat_id[16]; /* GROUP_POST: the chat it belongs to */
   uint8_t *data; /* owned; may hold secrets (key distribution): clear it */
   size_t len;
 } sc_group_action;
@@ -251,6 +252,31 @@ typedef struct sc_group_stats {
 void sc_group_get_stats(const sc_group *g, sc_group_stats *s);
 /* Bytes of heap the module holds (for bounded-memory tests). */
 size_t sc_group_memory(const sc_group *g);
+
+/* A text message of the chat's history store (every verified text message
+ * accepted: live, from peers, my own posts, reloaded records). text points
+ * into the store: valid until the next non-const call on g. */
+typedef struct sc_group_msg {
+  uint8_t uid[20], msg_id[32];
+  uint64_t ts_ms, epoch;
+  int shareable;
+  const uint8_t *text; /* UTF-8, not NUL-terminated */
+  size_t len;
+} sc_group_msg;
+/* The newest min(cap, stored) text messages, oldest first (author
+ * timestamp, then arrival order). Returns the count written, or
+ * SECCHAT_ERR_NOT_FOUND, SECCHAT_ERR_INVALID_ARGUMENT, SECCHAT_ERR_NOMEM. */
+int sc_group_messages(const sc_group *g, const uint8_t chat_id[16], sc_group_msg *out, size_t cap);
+
+/* Messages known to exist but not held (the GAP events' count), per
+ * author, summed over its chains meant for me. Fills up to cap entries;
+ * returns the number of authors with gaps (may exceed cap), or
+ * SECCHAT_ERR_NOT_FOUND / SECCHAT_ERR_INVALID_ARGUMENT. */
+typedef struct sc_group_gap {
+  uint8_t uid[20];
+  uint64_t missing;
+} sc_group_gap;
+int sc_group_gaps(const sc_group *g, const uint8_t chat_id[16], sc_group_gap *out, size_t cap);
 
 /* ---- State and local history ------------------------------------------ */
 

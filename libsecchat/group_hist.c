@@ -412,3 +412,103 @@ int grp_on_hist_resp(sc_group *g, const uint8_t from[20], sc_mp_reader *r, uint6
   return 0;
 }
 
+
+/* ---- History: queries for the host --------------------------------------- */
+
+typedef struct msg_ref {
+  uint64_t ts;
+  uint32_t order; /* position in the store: arrival order breaks ts ties */
+  uint32_t slot;
+} msg_ref;
+
+static int msg_ref_cmp(const void *a, const void *b)
+{
+  const msg_ref *x = a, *y = b;
+  if (x->ts != y->ts)
+    return x->ts < y->ts ? -1 : 1;
+  return x->order < y->order ? -1 : x->order > y->order;
+}
+
+int sc_group_messages(const sc_group *g, const uint8_t chat_id[16], sc_group_msg *out, size_t cap)
+{
+  if (!g || !chat_id || (!out && cap))
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  const grp_chat *c = grp_chat_find(g, chat_id);
+  if (!c)
+    return SECCHAT_ERR_NOT_FOUND;
+  if (cap == 0 || c->hist_count == 0)
+    return 0;
+  msg_ref *refs = malloc((size_t)c->hist_count * sizeof *refs);
+  if (!refs)
+    return SECCHAT_ERR_NOMEM;
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < c->hist_count; i++) {
+    uint32_t j = (c->hist_head + i) % SC_GRP_HIST_MAX_ITEMS;
+    sc_sk_inner in;
+    /* Stored items were parsed and verified when accepted; heartbeats and
+     * other non-text content are not messages. */
+    if (sc_sk_inner_parse(c->hist[j].inner, c->hist[j].inner_len, &in) != 0 ||
+        in.content_type != SC_GRP_CT_TEXT)
+      continue;
+    refs[n].ts = in.ts_ms;
+    refs[n].order = i;
+    refs[n].slot = j;
+    n++;
+  }
+  qsort(refs, n, sizeof *refs, msg_ref_cmp);
+  uint32_t first = n > cap ? n - (uint32_t)cap : 0;
+  for (uint32_t k = first; k < n; k++) {
+    const grp_hist *h = &c->hist[refs[k].slot];
+    sc_sk_inner in;
+    (void)sc_sk_inner_parse(h->inner, h->inner_len, &in); /* succeeded above */
+    sc_group_msg *m = &out[k - first];
+    memset(m, 0, sizeof *m);
+    memcpy(m->uid, h->author, 20);
+    memcpy(m->msg_id, h->msg_id, 32);
+    m->ts_ms = in.ts_ms;
+    m->epoch = h->epoch;
+    m->shareable = (h->flags & SC_GRP_FLAG_SHAREABLE) != 0;
+    m->text = in.body;
+    m->len = in.body_len;
+  }
+  free(refs);
+  return (int)(n - first);
+}
+
+int sc_group_gaps(const sc_group *g, const uint8_t chat_id[16], sc_group_gap *out, size_t cap)
+{
+  if (!g || !chat_id || (!out && cap))
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  const grp_chat *c = grp_chat_find(g, chat_id);
+  if (!c)
+    return SECCHAT_ERR_NOT_FOUND;
+  /* Same rule as chat_gaps(): only chains meant for me count. One entry
+   * per author, in order of first appearance; authors past cap are still
+   * counted (the return value), so the caller can tell it missed some. */
+  uint64_t joined = grp_my_join_epoch(g, c);
+  size_t nauth = 0;
+  for (uint32_t i = 0; i < c->track_count; i++) {
+    const grp_track *t = &c->track[(c->track_head + i) % SC_GRP_TRACK_MAX];
+    uint64_t miss = t->epoch >= joined ? grp_track_missing(t) : 0;
+    if (miss == 0)
+      continue;
+    int seen = 0;
+    for (uint32_t k = 0; k < i && !seen; k++) {
+      const grp_track *p = &c->track[(c->track_head + k) % SC_GRP_TRACK_MAX];
+      seen = memcmp(p->author, t->author, 20) == 0 && p->epoch >= joined &&
+             grp_track_missing(p) > 0;
+    }
+    if (seen) {
+      for (size_t k = 0; k < nauth && k < cap; k++)
+        if (memcmp(out[k].uid, t->author, 20) == 0)
+          out[k].missing += miss;
+      continue;
+    }
+    if (nauth < cap) {
+      memcpy(out[nauth].uid, t->author, 20);
+      out[nauth].missing = miss;
+    }
+    nauth++;
+  }
+  return nauth > INT32_MAX ? INT32_MAX : (int)nauth;
+}

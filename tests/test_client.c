@@ -1359,11 +1359,14 @@ START_TEST(test_group_chat)
       ck_assert_uint_eq(a->ev[i].trust, SECCHAT_TRUST_TOFU);
       break;
     }
-  /* RELAYED reports the message id of the post */
+  /* RELAYED reports the message id of the post and its chat */
   int found = 0;
   for (int i = 0; i < a->nev; i++)
-    found |= a->ev[i].type == SECCHAT_CLIENT_EV_RELAYED && memcmp(a->ev[i].msgid, id, 32) == 0;
-  ck_assert(found);
+    if (a->ev[i].type == SECCHAT_CLIENT_EV_RELAYED && memcmp(a->ev[i].msgid, id, 32) == 0) {
+      ck_assert_mem_eq(a->ev[i].chat, chat, 16);
+      found++;
+    }
+  ck_assert_int_eq(found, 1);
   /* a contested identity cannot be invited */
   cl *b2 = cl_new("bob");
   cl_online(b2);
@@ -1448,7 +1451,8 @@ START_TEST(test_resend_after_reconnect)
    * relay delivered it again but bob shows it once */
   int relayed = 0;
   for (int i = from; i < a->nev; i++)
-    relayed += a->ev[i].type == SECCHAT_CLIENT_EV_RELAYED && memcmp(a->ev[i].msgid, id, 32) == 0;
+    relayed += a->ev[i].type == SECCHAT_CLIENT_EV_RELAYED && memcmp(a->ev[i].msgid, id, 32) == 0 &&
+               memcmp(a->ev[i].chat, chat, 16) == 0; /* the chat survives the re-send */
   ck_assert_int_eq(relayed, 1);
   secchat_server_stats st1;
   memset(&st1, 0, sizeof st1);
@@ -1474,6 +1478,222 @@ START_TEST(test_resend_after_reconnect)
   ck_assert_int_eq(shown(b, chat, a, "queued"), 1);
   (void)delivered;
   evil_free(&e);
+}
+END_TEST
+
+/* Messages of the local store, as secchat_client_chat_messages() lists them. */
+static int list_msgs(const cl *x, const uint8_t chat[16], secchat_chat_message *m, size_t cap)
+{
+  memset(m, 0, cap * sizeof *m);
+  m[0].struct_size = sizeof *m;
+  return secchat_client_chat_messages(x->c, chat, m, cap);
+}
+
+static int msg_is(const secchat_chat_message *m, const cl *author, const char *text)
+{
+  return memcmp(m->uid, UID(author), 20) == 0 && m->text_len == strlen(text) &&
+         memcmp(m->text, text, m->text_len) == 0;
+}
+
+START_TEST(test_chat_messages_local_history)
+{
+  cl *a = cl_new("alice"), *b = cl_new("bob");
+  cl_online(a);
+  cl_online(b);
+  lookup(a, "bob");
+  uint8_t chat[16], other[16] = {1};
+  cl *m[1] = {b};
+  make_chat(a, m, 1, chat);
+  uint8_t id1[32], id2[32], id3[32];
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "first from bob", 14, 0, NOW, id1), 0);
+  advance(1000);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "mine", 4, 1, NOW, id2), 0);
+  advance(1000);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "second from bob", 15, 0, NOW, id3), 0);
+  advance(2000);
+  ck_assert_int_eq(shown(a, chat, b, "second from bob"), 1);
+
+  secchat_chat_message ms[8];
+  /* argument checks */
+  ck_assert_int_eq(list_msgs(a, other, ms, 8), SECCHAT_ERR_NOT_FOUND);
+  memset(ms, 0, sizeof ms);
+  ck_assert_int_eq(secchat_client_chat_messages(a->c, chat, ms, 8), SECCHAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(secchat_client_chat_messages(a->c, chat, NULL, 1), SECCHAT_ERR_INVALID_ARGUMENT);
+  ck_assert_int_eq(secchat_client_chat_messages(a->c, chat, NULL, 0), 0);
+
+  /* everything, oldest first; heartbeats are not messages */
+  ck_assert_int_eq(list_msgs(a, chat, ms, 8), 3);
+  ck_assert(msg_is(&ms[0], b, "first from bob"));
+  ck_assert(msg_is(&ms[1], a, "mine"));
+  ck_assert(msg_is(&ms[2], b, "second from bob"));
+  ck_assert_mem_eq(ms[0].msg_id, id1, 32);
+  ck_assert_mem_eq(ms[1].msg_id, id2, 32);
+  ck_assert_mem_eq(ms[2].msg_id, id3, 32);
+  ck_assert_uint_eq(ms[0].flags, SECCHAT_MSG_VERIFIED);
+  ck_assert_uint_eq(ms[1].flags, SECCHAT_MSG_VERIFIED | SECCHAT_MSG_SHAREABLE);
+  ck_assert_uint_eq(ms[0].trust, SECCHAT_TRUST_TOFU);
+  ck_assert_uint_eq(ms[1].trust, 0); /* ourselves */
+  ck_assert_ptr_null(ms[1].name);
+  ck_assert_uint_eq(ms[0].name_len, 3);
+  ck_assert_mem_eq(ms[0].name, "bob", 3);
+  ck_assert_uint_lt(ms[0].ts_ms, ms[1].ts_ms);
+  ck_assert_uint_lt(ms[1].ts_ms, ms[2].ts_ms);
+  /* the same ids and timestamps as the MESSAGE event */
+  const evrec *last = last_ev(a, SECCHAT_CLIENT_EV_MESSAGE);
+  ck_assert_mem_eq(last->msgid, id3, 32);
+  /* newest N */
+  ck_assert_int_eq(list_msgs(a, chat, ms, 2), 2);
+  ck_assert(msg_is(&ms[0], a, "mine"));
+  ck_assert(msg_is(&ms[1], b, "second from bob"));
+  /* bob sees the same three (his own posts included) */
+  ck_assert_int_eq(list_msgs(b, chat, ms, 8), 3);
+  ck_assert(msg_is(&ms[0], b, "first from bob"));
+  ck_assert_ptr_null(ms[0].name);
+  ck_assert_uint_eq(ms[1].name_len, 5);
+
+  /* restart: the state blob does not hold the messages; the local history
+   * records of the earlier run (HISTORY_RECORD events) bring them back */
+  static uint8_t blob[1 << 16];
+  size_t bl = 0;
+  ck_assert_int_eq(secchat_client_export_state(a->c, blob, sizeof blob, &bl, NULL), 0);
+  host_close(a);
+  pump();
+  cl *a2 = cl_make("alice", a->id);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, 0, NOW), 0);
+  ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 0);
+  int nrec = 0, tampered = 0;
+  for (int i = 0; i < a->nev; i++) {
+    evrec *r = &a->ev[i];
+    if (r->type != SECCHAT_CLIENT_EV_HISTORY_RECORD || memcmp(r->chat, chat, 16) != 0)
+      continue;
+    nrec++;
+    if (!tampered) { /* an altered record is refused, never listed */
+      r->data[r->dlen / 2] ^= 1;
+      ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NOW),
+                       SECCHAT_ERR_DECRYPT);
+      r->data[r->dlen / 2] ^= 1;
+      tampered = 1;
+    }
+    ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NOW), 0);
+  }
+  ck_assert_int_ge(nrec, 3);
+  ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 3);
+  ck_assert(msg_is(&ms[0], b, "first from bob"));
+  ck_assert(msg_is(&ms[1], a, "mine"));
+  ck_assert(msg_is(&ms[2], b, "second from bob"));
+  ck_assert_mem_eq(ms[0].msg_id, id1, 32);
+  ck_assert_mem_eq(ms[2].msg_id, id3, 32);
+  for (int i = 0; i < 3; i++)
+    ck_assert_uint_eq(ms[i].flags & SECCHAT_MSG_VERIFIED, SECCHAT_MSG_VERIFIED);
+  ck_assert_uint_eq(ms[0].name_len, 3); /* contacts came back with the state */
+  ck_assert_uint_eq(ms[0].trust, SECCHAT_TRUST_TOFU);
+  /* and new messages join them after the login */
+  cl_connect(a2, 0);
+  advance(3000);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after restart", 13, 0, NOW, NULL), 0);
+  advance(3000);
+  ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 4);
+  ck_assert(msg_is(&ms[3], b, "after restart"));
+}
+END_TEST
+
+START_TEST(test_chat_gaps)
+{
+  cl *a = cl_new("alice"), *b = cl_new("bob");
+  cl_online(a);
+  cl_online(b);
+  lookup(a, "bob");
+  uint8_t chat[16], other[16] = {1};
+  cl *m[1] = {b};
+  make_chat(a, m, 1, chat);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "seen", 4, 0, NOW, NULL), 0);
+  advance(2000);
+  ck_assert_int_eq(shown(a, chat, b, "seen"), 1);
+  secchat_chat_gap gp[4];
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, gp, 4), 0);
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, other, gp, 4), SECCHAT_ERR_NOT_FOUND);
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, NULL, 4), SECCHAT_ERR_INVALID_ARGUMENT);
+  /* the relay withholds two of bob's posts from alice */
+  evil e;
+  evil_on(&e, a, MODE_DROP_ALL, SC_FRAME_DELIVER);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 1", 6, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 2", 6, 0, NOW, NULL), 0);
+  pump();
+  ck_assert_int_eq(e.dropped, 2);
+  sc_client_test_filter(a->c, NULL, NULL);
+  int from = a->nev;
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after", 5, 0, NOW, NULL), 0);
+  pump();
+  ck_assert_int_eq(shown(a, chat, b, "after"), 1);
+  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_GAP, from), 1);
+  ck_assert_uint_eq(last_ev(a, SECCHAT_CLIENT_EV_GAP)->count, 2);
+  /* the accessor reports what the GAP event said, per author */
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, gp, 4), 1);
+  ck_assert_mem_eq(gp[0].uid, UID(b), 20);
+  ck_assert_uint_eq(gp[0].missing, 2);
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, NULL, 0), 1); /* count only */
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 4), 0);
+  /* history from bob closes it */
+  ck_assert_int_eq(secchat_client_chat_request_history(a->c, chat, 3, 100, NOW), 1);
+  advance(2000);
+  ck_assert_int_eq(shown(a, chat, b, "lost 1"), 1);
+  ck_assert_int_eq(shown(a, chat, b, "lost 2"), 1);
+  ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, gp, 4), 0);
+  evil_free(&e);
+}
+END_TEST
+
+START_TEST(test_lookup_events_name_request)
+{
+  cl *a = cl_new("alice"), *b = cl_new("bob"), *c = cl_new("carol");
+  cl_online(a);
+  cl_online(b);
+  cl_online(c);
+  /* two lookups in flight at once: each DONE names its own request */
+  int from = a->nev;
+  ck_assert_int_eq(secchat_client_lookup_uid(a->c, UID(c)), 0);
+  ck_assert_int_eq(secchat_client_lookup_name(a->c, "bob", 3), 0);
+  ck_assert_int_eq(secchat_client_lookup_name(a->c, "nobody", 6), 0);
+  pump();
+  int done = 0;
+  for (int i = from; i < a->nev; i++) {
+    const evrec *r = &a->ev[i];
+    if (r->type == SECCHAT_CLIENT_EV_LOOKUP_ENTRY) {
+      /* an entry belongs to the DONE that follows it */
+      const evrec *d = r + 1;
+      while (d->type != SECCHAT_CLIENT_EV_LOOKUP_DONE)
+        d++;
+      if (d->name[0] == '\0') /* a uid lookup */
+        ck_assert_mem_eq(r->uid, d->uid, 20);
+      else
+        ck_assert_str_eq(r->name, d->name);
+    }
+    if (r->type != SECCHAT_CLIENT_EV_LOOKUP_DONE)
+      continue;
+    switch (done++) {
+    case 0:
+      ck_assert_mem_eq(r->uid, UID(c), 20);
+      ck_assert_str_eq(r->name, "");
+      ck_assert_uint_eq(r->count, 1);
+      break;
+    case 1:
+      ck_assert_str_eq(r->name, "bob");
+      ck_assert_uint_eq(r->count, 1);
+      break;
+    case 2:
+      ck_assert_str_eq(r->name, "nobody");
+      ck_assert_uint_eq(r->count, 0);
+      break;
+    }
+  }
+  ck_assert_int_eq(done, 3);
+  /* lookups of a connection that dies are never answered */
+  from = a->nev;
+  ck_assert_int_eq(secchat_client_lookup_name(a->c, "bob", 3), 0);
+  host_close(a);
+  pump();
+  cl_connect(a, 0);
+  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_LOOKUP_DONE, from), 0);
 }
 END_TEST
 
@@ -1769,6 +1989,51 @@ static void cl_restart(cl *x)
     cl_connect(x, 0);
 }
 
+/* An author restored from its state (a process restart) starts a new chain;
+ * its heartbeat names its older chains (with epoch 0: the state does not
+ * keep their epochs). A member that missed the end of such a chain must
+ * still see the gap, and it stays known while nobody can supply it. */
+START_TEST(test_gap_claimed_after_author_restart)
+{
+  cl *a = cl_new("alice"), *b = cl_new("bob");
+  cl_online(a);
+  cl_online(b);
+  lookup(a, "bob");
+  uint8_t chat[16];
+  cl *m[1] = {b};
+  make_chat(a, m, 1, chat);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a0", 2, 0, NOW, NULL), 0);
+  advance(3000);
+  ck_assert_int_eq(shown(b, chat, a, "a0"), 1);
+  host_close(b);
+  pump();
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m1", 2, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m2", 2, 0, NOW, NULL), 0);
+  advance(2000);
+  cl_restart(a); /* its history records are not reloaded: nobody holds m1, m2 for bob */
+  cl_connect(b, 0);
+  advance(5000);
+  secchat_chat_gap gp[2];
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 0); /* nothing says so yet */
+  int from = b->nev;
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a3", 2, 0, NOW, NULL), 0);
+  advance(3000); /* a3, then a's heartbeat with its old chain's frontier */
+  ck_assert_int_eq(shown(b, chat, a, "a3"), 1);
+  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_GAP, from), 1);
+  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_GAP)->count, 2);
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
+  ck_assert_mem_eq(gp[0].uid, UID(a), 20);
+  ck_assert_uint_eq(gp[0].missing, 2);
+  /* asking alice does not help: the gap stays, HISTORY_DONE counts it */
+  ck_assert_int_eq(secchat_client_chat_request_history(b->c, chat, 3, 100, NOW), 1);
+  advance(2000);
+  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_HISTORY_DONE)->count, 0);
+  ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
+  ck_assert_uint_eq(gp[0].missing, 2);
+  ck_assert_int_eq(shown(b, chat, a, "m1"), 0);
+}
+END_TEST
+
 START_TEST(test_random_interaction)
 {
   enum { N = 6 };
@@ -1907,11 +2172,15 @@ static Suite *client_suite(void)
   tcase_add_test(tc, test_group_chat);
   tcase_add_test(tc, test_group_blocked_identity);
   tcase_add_test(tc, test_resend_after_reconnect);
+  tcase_add_test(tc, test_chat_messages_local_history);
+  tcase_add_test(tc, test_chat_gaps);
+  tcase_add_test(tc, test_lookup_events_name_request);
   tcase_add_test(tc, test_renewal);
   tcase_add_test(tc, test_renewal_after_expiry);
   tcase_add_test(tc, test_state_export_import);
   tcase_add_test(tc, test_import_rehandshake);
   tcase_add_test(tc, test_random_interaction);
+  tcase_add_test(tc, test_gap_claimed_after_author_restart);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -86,6 +86,19 @@ static void free_str(char **p, size_t len)
   }
 }
 
+size_t chatc_lookup_match(const chatc_lookup_key *keys, size_t n, int has_uid,
+                          const uint8_t *uid, const char *name, size_t name_len)
+{
+  for (size_t i = 0; i < n; i++) {
+    const chatc_lookup_key *k = &keys[i];
+    if (has_uid ? (k->by_uid && uid != NULL && memcmp(k->uid, uid, sizeof(k->uid)) == 0)
+                : (!k->by_uid && name != NULL && strlen(k->name) == name_len &&
+                   memcmp(k->name, name, name_len) == 0))
+      return i;
+  }
+  return n;
+}
+
 void chatc_cmd_clear(chatc_cmd *cmd)
 {
   free_str(&cmd->name, cmd->name ? strlen(cmd->name) : 0);

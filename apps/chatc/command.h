@@ -63,6 +63,22 @@ typedef struct chatc_cmd {
 /* Wipe and free what cmd owns; leaves it zeroed (kind NONE). */
 void chatc_cmd_clear(chatc_cmd *cmd);
 
+/* What a command naming a user asked the relay's directory before it runs:
+ * a uid (by_uid) or a name. The answer (libsecchat's LOOKUP_DONE event)
+ * carries the same uid or name, which is how it finds its command: the
+ * relay's answers carry no request id, and matching by order would run the
+ * wrong command after any lost or unexpected answer. */
+typedef struct chatc_lookup_key {
+  int by_uid;
+  uint8_t uid[20];
+  char name[CHATC_NAME_MAX + 1];
+} chatc_lookup_key;
+
+/* Index of the first key (oldest first) that an answer for uid (has_uid)
+ * or for name[0, name_len) belongs to; n when none does. */
+size_t chatc_lookup_match(const chatc_lookup_key *keys, size_t n, int has_uid,
+                          const uint8_t *uid, const char *name, size_t name_len);
+
 /* The command's name as used in JSON ("send"...), "" for NONE. */
 const char *chatc_cmd_name(chatc_cmd_kind kind);
 

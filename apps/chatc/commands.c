@@ -21,22 +21,42 @@ static int needs_lookup(sess *s, chatc_cmd *cmd)
 {
   const char *u = cmd->user, *hash;
   int rc;
+  chatc_lookup_key key;
   if (u == NULL || !secchat_client_is_online(s->c) || s->npending == PENDING_MAX)
     return 0;
+  memset(&key, 0, sizeof(key));
   if (is_uid_text(u)) {
-    uint8_t uid[SECCHAT_UID_BYTES];
-    if (secchat_client_resolve(s->c, u, strlen(u), uid) != 0)
+    if (secchat_client_resolve(s->c, u, strlen(u), key.uid) != 0)
       return 0;
-    rc = secchat_client_lookup_uid(s->c, uid);
+    key.by_uid = 1;
+    rc = secchat_client_lookup_uid(s->c, key.uid);
   } else {
     hash = strchr(u, '#');
-    rc = secchat_client_lookup_name(s->c, u, hash ? (size_t)(hash - u) : strlen(u));
+    size_t nl = hash ? (size_t)(hash - u) : strlen(u);
+    if (nl > CHATC_NAME_MAX)
+      return 0; /* not a valid name: resolve() reports it */
+    memcpy(key.name, u, nl);
+    rc = secchat_client_lookup_name(s->c, u, nl);
   }
   if (rc != 0)
     return 0;
+  s->pending_key[s->npending] = key;
   s->pending[s->npending++] = *cmd;
   memset(cmd, 0, sizeof(*cmd));
   return 1;
+}
+
+/* Run the i-th command waiting for a lookup (its answer came, or will never
+ * come) and drop it from the list. */
+void ss_pending_run(sess *s, size_t i)
+{
+  chatc_cmd cmd = s->pending[i];
+  size_t rest = s->npending - i - 1;
+  memmove(s->pending + i, s->pending + i + 1, rest * sizeof(chatc_cmd));
+  memmove(s->pending_key + i, s->pending_key + i + 1, rest * sizeof(chatc_lookup_key));
+  s->npending--;
+  ss_exec_cmd(s, &cmd, 1);
+  chatc_cmd_clear(&cmd);
 }
 
 static int find_user(sess *s, const chatc_cmd *cmd, uint8_t uid[SECCHAT_UID_BYTES])

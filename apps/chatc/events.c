@@ -32,28 +32,117 @@ void ss_catchup(sess *s)
     s->catchup_at = ss_now_ms() + CATCHUP_RETRY_MS;
 }
 
+/* Known gaps of the chat as history event objects; *n gets the count. */
+static chatc_ev_gap *hist_gaps(sess *s, const uint8_t chat[16], size_t *n,
+                               char (**ubufs)[SECCHAT_UID_STRING_BYTES])
+{
+  secchat_chat_gap g[CHATC_GAPS_MAX];
+  secchat_contact ct;
+  int k = secchat_client_chat_gaps(s->c, chat, g, CHATC_GAPS_MAX);
+  chatc_ev_gap *out;
+
+  *n = 0;
+  *ubufs = NULL;
+  if (k <= 0)
+    return NULL;
+  if (k > (int)CHATC_GAPS_MAX)
+    k = (int)CHATC_GAPS_MAX; /* the rest: the most prolific authors are listed */
+  out = calloc((size_t)k, sizeof(*out));
+  *ubufs = calloc((size_t)k, SECCHAT_UID_STRING_BYTES);
+  if (out == NULL || *ubufs == NULL) {
+    free(out);
+    free(*ubufs);
+    *ubufs = NULL;
+    return NULL;
+  }
+  for (int i = 0; i < k; i++) {
+    user_of(s, g[i].uid, (*ubufs)[i], &ct, &out[i].from);
+    /* user_of may point into ct: keep the name only for our own uid or
+     * copy it (ct is reused) */
+    if (out[i].from.name != NULL && out[i].from.name == ct.name) {
+      char *nm = strdup(ct.name);
+      out[i].from.name = nm;
+      out[i].from.name_len = nm ? strlen(nm) : 0;
+    }
+    out[i].count = g[i].missing;
+  }
+  *n = (size_t)k;
+  return out;
+}
+
+static void hist_gaps_free(sess *s, chatc_ev_gap *g, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (g[i].from.name != NULL && g[i].from.name != s->prof.name)
+      free((char *)(uintptr_t)g[i].from.name);
+  free(g);
+}
+
+/* The history reply: the newest `limit` messages of the chat's local store
+ * in libsecchat (this run's and earlier runs' alike), oldest first, each
+ * shaped like a `message` event, and the chat's known gaps. */
 void ss_hist_reply(sess *s, hist_wait *w)
 {
-  mem_chat *mc = ss_mem_get(s, w->chat);
-  char hex[33];
-  size_t n = mc ? mc->n : 0, from, k = 0;
-  chatc_ev_msg *evs;
+  size_t cap = w->limit ? w->limit : 50, ngaps = 0;
+  secchat_chat_message *ms = calloc(cap, sizeof(*ms));
+  mem_msg *mm = calloc(cap, sizeof(*mm));
+  chatc_ev_msg *evs = calloc(cap, sizeof(*evs));
+  char hex[33], (*gu)[SECCHAT_UID_STRING_BYTES] = NULL;
+  secchat_contact ct;
+  chatc_ev_gap *gaps;
+  int n;
 
   ss_hexstr(w->chat, 16, hex);
-  from = (w->limit && n > w->limit) ? n - w->limit : 0;
-  if (s->json) {
-    evs = calloc(n - from + 1, sizeof(*evs));
-    if (evs == NULL)
-      return;
-    for (size_t i = from; i < n; i++)
-      ss_ev_msg_of(&mc->msgs[i], hex, &evs[k++]);
-    ss_emit(s, chatc_ev_history(w->id, hex, evs, k, NULL, 0));
-    free(evs);
-  } else {
-    ss_say(s, CHATC_LINE_NOTICE, "history: %zu message%s", n - from, n - from == 1 ? "" : "s");
-    for (size_t i = from; i < n; i++)
-      ss_show_msg(s, w->chat, &mc->msgs[i], strcmp(mc->msgs[i].uid, s->uid) == 0);
+  if (ms == NULL || mm == NULL || evs == NULL) {
+    ss_cmd_error(s, w->id, "nomem", "out of memory");
+    goto out;
   }
+  ms[0].struct_size = sizeof(*ms);
+  n = secchat_client_chat_messages(s->c, w->chat, ms, cap);
+  if (n < 0) {
+    ss_cmd_fail(s, w->id, n, "history");
+    goto out;
+  }
+  for (int i = 0; i < n; i++) {
+    mem_msg *m = &mm[i];
+    const char *nm;
+    ss_hexstr(ms[i].msg_id, SECCHAT_MSG_ID_BYTES, m->msg);
+    ss_uidstr(ms[i].uid, m->uid);
+    if (ms[i].name != NULL) {
+      m->name = (char *)(uintptr_t)ms[i].name;
+      m->name_len = ms[i].name_len;
+    } else if ((nm = ss_uid_name(s, ms[i].uid, &ct)) != NULL) {
+      m->name = strdup(nm); /* ct is reused: own it */
+      m->name_len = m->name ? strlen(m->name) : 0;
+    }
+    m->text = (char *)(uintptr_t)ms[i].text;
+    m->text_len = ms[i].text_len;
+    m->ts = ms[i].ts_ms;
+    m->verified = (ms[i].flags & SECCHAT_MSG_VERIFIED) != 0;
+    m->trust = ms[i].trust;
+  }
+  gaps = hist_gaps(s, w->chat, &ngaps, &gu);
+  if (s->json) {
+    for (int i = 0; i < n; i++)
+      ss_ev_msg_of(&mm[i], hex, &evs[i]);
+    ss_emit(s, chatc_ev_history(w->id, hex, evs, (size_t)n, gaps, ngaps));
+  } else {
+    ss_say(s, CHATC_LINE_NOTICE, "history: %d message%s", n, n == 1 ? "" : "s");
+    for (int i = 0; i < n; i++)
+      ss_show_msg(s, w->chat, &mm[i], strcmp(mm[i].uid, s->uid) == 0);
+    for (size_t i = 0; i < ngaps; i++)
+      ss_say(s, CHATC_LINE_NOTICE, "%llu message(s) from %s missing (no member could send them)",
+             (unsigned long long)gaps[i].count, gaps[i].from.uid);
+  }
+  hist_gaps_free(s, gaps, ngaps);
+  free(gu);
+  for (int i = 0; i < n; i++)
+    if (ms[i].name == NULL && mm[i].name != NULL)
+      free(mm[i].name);
+out:
+  free(ms);
+  free(mm);
+  free(evs);
 }
 
 void ss_hist_done(sess *s, const uint8_t *chat, uint64_t now)
@@ -146,6 +235,7 @@ static void on_event(sess *s, const secchat_client_event *ev)
     break;
   case SECCHAT_CLIENT_EV_REGISTERED:
     s->dirty = 1;
+    s->auth_refusals = 0; /* a token that verifies: authentication works */
     if (ev->name_len > 0) {
       memcpy(e1, ev->name, ev->name_len < 200 ? ev->name_len : 200);
       e1[ev->name_len < 200 ? ev->name_len : 200] = 0;
@@ -182,17 +272,32 @@ static void on_event(sess *s, const secchat_client_event *ev)
     break;
   case SECCHAT_CLIENT_EV_TOKEN_RENEWED:
     s->dirty = 1;
+    s->auth_refusals = 0;
     break;
   case SECCHAT_CLIENT_EV_AUTH_FAILED:
+    /* A refused login is normal once (an expired token): the core then
+     * registers the same identity and name again. Refused again before a
+     * new token verified (REGISTERED or TOKEN_RENEWED), retrying cannot
+     * help (the relay rejects our keys or name, or its tokens are not valid
+     * by our clock): exit 6. */
+    s->auth_refusals++;
     snprintf(e1, sizeof(e1), "the relay refused %s (%s); %s",
-             s->register_id ? "the registration" : "the login",
+             s->register_id || s->auth_refusals > 1 ? "the registration" : "the login",
              ev->code == SECCHAT_ERR_TOKEN_EXPIRED ? "token expired"
                                                    : secchat_token_reason_string(ev->detail),
-             "registering again on the next connection");
+             s->auth_refusals > 1
+                 ? "refused twice in a row, giving up (check the system clock and the relay; "
+                   "the identity is kept)"
+                 : "registering again on the next connection");
     ss_cmd_error(s, s->register_id, "auth_failed", e1);
     json_decref(s->register_id);
     s->register_id = NULL;
     s->registering = 0;
+    if (s->auth_refusals > 1) {
+      fprintf(stderr, "chatc: %s\n", e1);
+      s->quit = 1;
+      s->exit_code = CHATC_EXIT_AUTH;
+    }
     break;
   case SECCHAT_CLIENT_EV_CLOSE:
     ss_flush_out(s);
@@ -200,15 +305,9 @@ static void on_event(sess *s, const secchat_client_event *ev)
       ss_conn_lost(s, ev->code ? secchat_strerror(ev->code) : "the relay closed the connection");
     break;
   case SECCHAT_CLIENT_EV_RELAYED:
-    if (!sodium_is_zero(ev->msg_id, 32) && s->json) {
+    if (!sodium_is_zero(ev->msg_id, 32) && s->json) { /* a group post: msg id and chat */
       char msg[65];
       ss_hexstr(ev->msg_id, 32, msg);
-      /* The chat of one of our posts: from the messages we keep. */
-      if (sodium_is_zero(ev->chat_id, 16))
-        for (size_t i = 0; i < s->nmem; i++)
-          for (size_t j = 0; j < s->mem[i].n; j++)
-            if (strcmp(s->mem[i].msgs[j].msg, msg) == 0)
-              ss_hexstr(s->mem[i].id, 16, hex);
       ss_emit(s, chatc_ev_relayed(hex, msg));
     }
     break;
@@ -232,12 +331,13 @@ static void on_event(sess *s, const secchat_client_event *ev)
     s->dirty = 1;
     break;
   case SECCHAT_CLIENT_EV_LOOKUP_DONE:
-    if (s->npending > 0) {
-      chatc_cmd cmd = s->pending[0];
-      memmove(s->pending, s->pending + 1, (s->npending - 1) * sizeof(chatc_cmd));
-      s->npending--;
-      ss_exec_cmd(s, &cmd, 1);
-      chatc_cmd_clear(&cmd);
+    /* The answer names its request (uid or name): run the command that
+     * waited for it, whatever the order of the answers. */
+    {
+      size_t i = chatc_lookup_match(s->pending_key, s->npending, ev->has_uid != 0, ev->uid,
+                                    ev->name, ev->name_len);
+      if (i < s->npending)
+        ss_pending_run(s, i);
     }
     s->ncand = 0;
     break;

@@ -19,7 +19,7 @@
 #define CHATC_EXIT_HOME 3       /* home or file refused (mode, owner), locked */
 #define CHATC_EXIT_PASSPHRASE 4 /* wrong, missing or mismatched passphrase */
 #define CHATC_EXIT_SERVER_KEY 5 /* the server's key does not match the pin */
-#define CHATC_EXIT_AUTH 6       /* registration or login refused, token expired */
+#define CHATC_EXIT_AUTH 6       /* authentication refused twice in a row */
 
 typedef struct chatc_options {
   const char *server;     /* "HOST:PORT" as given */

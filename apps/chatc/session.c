@@ -194,13 +194,8 @@ void ss_conn_lost(sess *s, const char *why)
     schedule_reconnect(s, why);
   /* The core forgets the lookups of a dead connection: the commands that
    * waited for them run now with what we know. */
-  while (s->npending > 0) {
-    chatc_cmd cmd = s->pending[0];
-    memmove(s->pending, s->pending + 1, (s->npending - 1) * sizeof(chatc_cmd));
-    s->npending--;
-    ss_exec_cmd(s, &cmd, 1);
-    chatc_cmd_clear(&cmd);
-  }
+  while (s->npending > 0)
+    ss_pending_run(s, 0);
   s->ncand = 0;
 }
 

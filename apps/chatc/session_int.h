@@ -1,7 +1,7 @@
 /*
  * session_int.h: chatc's session internals shared by session.c (start-up,
  * persistence, the connection and the poll loop), ui.c (output, names, the
- * in-memory messages), events.c (client core events) and commands.c (user
+ * messages shown in this run), events.c (client core events) and commands.c (user
  * commands). One sess per process, one thread.
  */
 #ifndef CHATC_SESSION_INT_H
@@ -46,6 +46,7 @@
 #define CATCHUP_RETRY_MS 3000u
 #define HIST_PEERS 3u
 #define HIST_ITEMS 1000u
+#define CHATC_GAPS_MAX 64u /* authors listed in a history event's gaps */
 #define PENDING_MAX 64u
 #define CANDIDATES_MAX 16u
 
@@ -119,7 +120,9 @@ typedef struct sess {
   /* requests waiting for the relay */
   json_t *register_id;
   int registering;                /* a register command is under way */
+  int auth_refusals;              /* refused since the last login */
   chatc_cmd pending[PENDING_MAX]; /* commands waiting for their LOOKUP */
+  chatc_lookup_key pending_key[PENDING_MAX]; /* ... and what each asked */
   size_t npending;
   candidate cand[CANDIDATES_MAX];
   size_t ncand;
@@ -134,6 +137,7 @@ typedef struct sess {
 
 /* commands.c */
 void ss_exec_cmd(sess *s, chatc_cmd *cmd, int looked_up);
+void ss_pending_run(sess *s, size_t i);
 void ss_on_edit_line(void *arg, const char *line, size_t len);
 void ss_on_json_cmd(void *arg, chatc_cmd *cmd);
 

@@ -1,5 +1,5 @@
 /* ui.c: chatc output (JSON events or terminal lines), names and chats, the
- * messages kept in memory for `history` (see session_int.h). */
+ * messages shown in this run, each once (see session_int.h). */
 #include "session_int.h"
 
 uint64_t ss_now_ms(void)

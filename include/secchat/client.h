@@ -192,12 +192,15 @@ typedef enum secchat_client_event_type {
                                                 token reason) */
   SECCHAT_CLIENT_EV_CLOSE = 8,               /* close the socket after writing
                                                 the pending output; code = cause */
-  SECCHAT_CLIENT_EV_RELAYED = 9,             /* ref accepted by the relay */
+  SECCHAT_CLIENT_EV_RELAYED = 9,             /* ref accepted by the relay; a
+                                                group post: msg_id, chat_id */
   SECCHAT_CLIENT_EV_SEND_FAILED = 10,        /* ref, detail = wire code, uid for
-                                                DIRECT */
+                                                DIRECT; msg_id, chat_id of a
+                                                group post */
   SECCHAT_CLIENT_EV_LOOKUP_ENTRY = 11,       /* one verified identity: uid, name,
                                                 text (fingerprint), trust, flags */
-  SECCHAT_CLIENT_EV_LOOKUP_DONE = 12,        /* count; flags AMBIGUOUS */
+  SECCHAT_CLIENT_EV_LOOKUP_DONE = 12,        /* count; flags AMBIGUOUS; names its
+                                                request: name, or uid (has_uid) */
   SECCHAT_CLIENT_EV_CONTACT_NEW = 13,        /* name pinned to uid (first use) */
   SECCHAT_CLIENT_EV_IDENTITY_CHANGED = 14,   /* name now claimed by uid, pinned to
                                                 uid2: sending blocked until
@@ -268,7 +271,8 @@ typedef struct secchat_client_event {
   size_t name_len;
   const uint8_t *data;
   size_t data_len;
-  uint8_t chat_id[SECCHAT_CHAT_ID_BYTES]; /* group events */
+  uint8_t chat_id[SECCHAT_CHAT_ID_BYTES]; /* group events, RELAYED / SEND_FAILED
+                                             of a group post */
   uint8_t msg_id[SECCHAT_MSG_ID_BYTES];   /* MESSAGE, RELAYED of a group post */
   uint64_t ts_ms;                         /* MESSAGE: author timestamp */
   uint64_t epoch;                         /* group events */
@@ -284,7 +288,14 @@ SECCHAT_API int secchat_client_next_event(secchat_client *c, secchat_client_even
 
 /* LOOKUP a name or uid in the relay's online directory. Every token in the
  * answer is verified; each valid one gives a LOOKUP_ENTRY (and may pin a
- * name, or raise IDENTITY_CHANGED), then LOOKUP_DONE. Errors:
+ * name, or raise IDENTITY_CHANGED), then LOOKUP_DONE. The wire answer has
+ * no request id, so the events identify their request by what was asked:
+ * LOOKUP_DONE carries the name exactly as given to lookup_name (name,
+ * name_len; has_uid 0), or the uid given to lookup_uid (has_uid 1), and
+ * every LOOKUP_ENTRY before it has that name or uid. A host waiting on
+ * several lookups matches answers by these, not by order. Lookups sent on
+ * a connection that dies are never answered (no event): ask again after
+ * the next login. Errors:
  * SECCHAT_ERR_INVALID_ARGUMENT, SECCHAT_ERR_INVALID_STATE (not online),
  * SECCHAT_ERR_NOMEM. */
 SECCHAT_API int secchat_client_lookup_name(secchat_client *c, const char *name, size_t len);
@@ -401,6 +412,60 @@ SECCHAT_API int secchat_client_chat_members(const secchat_client *c,
  * history requests). Errors as sc_group_history_load. */
 SECCHAT_API int secchat_client_history_load(secchat_client *c, const uint8_t *rec, size_t len,
                                             uint64_t now_ms);
+
+/* One message of a chat's local store (secchat_client_chat_messages). The
+ * store holds every verified text message this client accepted: received
+ * live, fetched from peers, its own posts, and those reloaded from earlier
+ * runs with secchat_client_history_load() (bounded per chat, oldest
+ * dropped: docs/groups.md). name and text are borrowed: valid until the
+ * next call on the client that is not a const query. */
+typedef struct secchat_chat_message {
+  uint32_t struct_size;  /* caller: sizeof(secchat_chat_message) in out[0] */
+  uint32_t flags;        /* SECCHAT_MSG_VERIFIED (always: only verified
+                            messages are stored), SECCHAT_MSG_SHAREABLE */
+  uint32_t trust;        /* the author's contact trust (SECCHAT_TRUST_*),
+                            0 for ourselves or an author without contact */
+  uint32_t pad0;
+  uint8_t uid[SECCHAT_UID_BYTES];       /* author */
+  uint8_t msg_id[SECCHAT_MSG_ID_BYTES]; /* as in the MESSAGE event */
+  uint64_t ts_ms;        /* author timestamp */
+  uint64_t epoch;
+  const char *name;      /* the author's contact name, NOT NUL-terminated
+                            (name_len bytes); NULL for ourselves/unknown */
+  size_t name_len;
+  const char *text;      /* UTF-8, NOT NUL-terminated; text_len bytes */
+  size_t text_len;
+  uint64_t reserved[2];
+} secchat_chat_message;
+
+/* The newest min(cap, stored) messages of a chat into out[0..], oldest
+ * first (author timestamp, then arrival order): what a history view shows,
+ * including messages of earlier runs. out is an array of cap structs with
+ * out[0].struct_size = sizeof(secchat_chat_message) (every element is
+ * overwritten). Returns the count written, or SECCHAT_ERR_INVALID_ARGUMENT
+ * (NULL, cap > 0 without out, wrong struct_size), SECCHAT_ERR_NOT_FOUND
+ * (unknown chat), SECCHAT_ERR_NOMEM. Nothing is allocated for the caller. */
+SECCHAT_API int secchat_client_chat_messages(const secchat_client *c,
+                                             const uint8_t chat_id[SECCHAT_CHAT_ID_BYTES],
+                                             secchat_chat_message *out, size_t cap);
+
+/* Known gaps of a chat: messages an author's chain shows to exist (later
+ * sequence numbers, or its heartbeat) that this client does not hold, on
+ * the chains meant for us (from our latest join on). The same counts the
+ * GAP events report; history fetched from peers closes them. */
+typedef struct secchat_chat_gap {
+  uint8_t uid[SECCHAT_UID_BYTES]; /* author */
+  uint32_t pad0;
+  uint64_t missing;               /* messages missing, over its chains */
+} secchat_chat_gap;
+
+/* One entry per author with missing messages, in the order their chains
+ * were first seen, up to cap of them into out. Returns the number of such
+ * authors (may exceed cap; 0: no known gap), or
+ * SECCHAT_ERR_INVALID_ARGUMENT, SECCHAT_ERR_NOT_FOUND (unknown chat). */
+SECCHAT_API int secchat_client_chat_gaps(const secchat_client *c,
+                                         const uint8_t chat_id[SECCHAT_CHAT_ID_BYTES],
+                                         secchat_chat_gap *out, size_t cap);
 
 /* ---- State -----------------------------------------------------------------
  * The client's persistent state (server pin, token, own name, contacts with

@@ -216,11 +216,12 @@ def test_three_clients_quit_history_and_relay_restart(relay, clients, tmp_path):
     for c in (bob, carol):
         assert chat in [x["chat"] for x in c.call("chats", "chats")["chats"]]
     time.sleep(0.5)
-    say(alice, chat, "hello all", [bob, carol])
+    earlier = [say(alice, chat, "hello all", [bob, carol])]
     m = say(bob, chat, "hi alice", [alice, carol])
+    earlier.append(m)
     ev = [e for e in alice.messages(chat) if e["msg"] == m][0]
     assert ev["from"] == {"uid": uids["bob"], "name": "bob"} and ev["trust"] == "tofu"
-    say(carol, chat, "carol here", [alice, bob])
+    earlier.append(say(carol, chat, "carol here", [alice, bob]))
     members = alice.call("members", "members", chat=chat)["members"]
     assert sorted(x["name"] for x in members) == ["alice", "bob", "carol"]
 
@@ -233,10 +234,13 @@ def test_three_clients_quit_history_and_relay_restart(relay, clients, tmp_path):
     carol.wait("ready")
     hist = carol.call("history", "history", chat=chat, limit=100)
     got = [x["msg"] for x in hist["messages"]]
-    assert got == missed, (got, missed)
+    # What carol saw before (her local history) and exactly what she missed.
+    assert got == earlier + missed, (got, earlier, missed)
     assert all(x["verified"] is True and x["chat"] == chat for x in hist["messages"])
-    assert [x["text"] for x in hist["messages"]][2] == "while carol is away 3 \u00e9\u4e2d"
-    assert hist["messages"][1]["from"]["name"] == "bob"
+    assert [x["text"] for x in hist["messages"]][5] == "while carol is away 3 \u00e9\u4e2d"
+    assert hist["messages"][4]["from"]["name"] == "bob"
+    assert hist["messages"][2]["from"] == {"uid": uids["carol"], "name": "carol"}
+    assert hist["gaps"] == []
 
     # chatd restarted mid-conversation (same data dir, same port).
     say(carol, chat, "before restart", [alice, bob])
@@ -284,7 +288,7 @@ def test_history_answered_from_local_records(relay, clients, tmp_path):
         register(c, n)
     chat = make_chat(alice, [(bob, "bob"), (carol, "carol")])
     time.sleep(0.5)
-    say(alice, chat, "everyone sees this", [bob, carol])
+    seen = say(alice, chat, "everyone sees this", [bob, carol])
     carol.quit()
     missed = [say(bob, chat, "carol misses 1", [alice]), say(alice, chat, "carol misses 2", [bob])]
     alice.quit()
@@ -294,11 +298,120 @@ def test_history_answered_from_local_records(relay, clients, tmp_path):
     carol = start(relay, clients, tmp_path / "carol")
     carol.wait("ready")
     hist = carol.call("history", "history", chat=chat)
-    assert [x["msg"] for x in hist["messages"]] == missed
-    assert [x["from"]["name"] for x in hist["messages"]] == ["bob", "alice"]
+    assert [x["msg"] for x in hist["messages"]] == [seen] + missed
+    assert [x["from"]["name"] for x in hist["messages"]] == ["alice", "bob", "alice"]
     assert all(x["verified"] for x in hist["messages"])
     carol.quit()
     alice.quit()
+
+
+def test_history_of_earlier_runs(relay, clients, tmp_path):
+    """history lists the messages of earlier runs from the local encrypted
+    history, with nobody online to fetch them from: oldest first, limit
+    honoured, each shaped exactly like the `message` event it was."""
+    alice = start(relay, clients, tmp_path / "alice")
+    bob = start(relay, clients, tmp_path / "bob")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (bob, "bob"))}
+    chat = make_chat(alice, [(bob, "bob")])
+    time.sleep(0.5)
+    sent = [say(bob, chat, "one \u00e9", [alice]), say(alice, chat, "two", [bob]),
+            say(bob, chat, "three \x1b[2J", [alice])]
+    live = {e["msg"]: e for e in alice.messages(chat)}
+    bob.quit()
+    alice.quit()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    hist = alice.call("history", "history", chat=chat, limit=10)
+    assert [x["msg"] for x in hist["messages"]] == sent
+    assert hist["gaps"] == []
+    for x in hist["messages"]:
+        assert x["verified"] is True and x["chat"] == chat
+        if x["msg"] in live:  # bob's: exactly the message event of the first run
+            want = dict(live[x["msg"]])
+            del want["event"]
+            assert x == want, (x, want)
+    own = hist["messages"][1]
+    assert own["text"] == "two" and own["from"] == {"uid": uids["alice"], "name": "alice"}
+    # limit: the newest N, still oldest first
+    hist = alice.call("history", "history", chat=chat, limit=2)
+    assert [x["msg"] for x in hist["messages"]] == sent[1:]
+    # the history of a run without any message from it is the same after
+    # another restart (records are not duplicated)
+    alice.quit()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    hist = alice.call("history", "history", chat=chat)
+    assert [x["msg"] for x in hist["messages"]] == sent
+    alice.quit()
+
+
+def test_history_reports_known_gaps(relay, clients, tmp_path):
+    """Messages that exist but that no member can supply are listed in the
+    history event's gaps. carol misses alice's m1 and m2; alice's local
+    history is lost (file removed) before she restarts, so nobody holds
+    them. alice's next post comes with her heartbeat, whose frontier shows
+    carol that her earlier chain went on: carol warns about the gap, asks
+    alice (who has nothing), and `history` reports {from: alice, count: 2}."""
+    alice = start(relay, clients, tmp_path / "alice")
+    carol = start(relay, clients, tmp_path / "carol")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (carol, "carol"))}
+    chat = make_chat(alice, [(carol, "carol")])
+    time.sleep(0.5)
+    a0 = say(alice, chat, "a0", [carol])
+    time.sleep(1.5)  # alice's first heartbeat reaches carol too
+    carol.quit()
+    say(alice, chat, "m1", [])
+    say(alice, chat, "m2", [])
+    alice.quit()
+    for f in (tmp_path / "alice" / "history").glob("*.log"):
+        f.unlink()
+    alice = start(relay, clients, tmp_path / "alice")
+    alice.wait("ready")
+    carol = start(relay, clients, tmp_path / "carol")
+    carol.wait("ready")
+    time.sleep(2)  # carol's catch-up after the login: nothing to find yet
+    h0 = carol.call("history", "history", chat=chat)
+    assert [x["msg"] for x in h0["messages"]] == [a0] and h0["gaps"] == []
+    a3 = say(alice, chat, "a3", [carol])
+    carol.wait("warning", code="gap", chat=chat)
+    hist = carol.call("history", "history", chat=chat)
+    assert [x["msg"] for x in hist["messages"]] == [a0, a3]
+    assert hist["gaps"] == [{"from": {"uid": uids["alice"], "name": "alice"}, "count": 2}]
+    alice.quit()
+    carol.quit()
+
+
+def test_concurrent_lookups_run_their_own_commands(relay, clients, tmp_path):
+    """Commands waiting for a directory lookup are matched to the answer by
+    the name or uid they asked about: several in flight at once (names,
+    uids, an unknown name) each get their own reply."""
+    alice = start(relay, clients, tmp_path / "alice")
+    bob = start(relay, clients, tmp_path / "bob")
+    carol = start(relay, clients, tmp_path / "carol")
+    uids = {n: register(c, n) for c, n in ((alice, "alice"), (bob, "bob"), (carol, "carol"))}
+    fprs = {n: c.call("whoami", "whoami")["user"]["fingerprint"]
+            for c, n in ((bob, "bob"), (carol, "carol"))}
+    chat = alice.call("create", "chat_created", name="club")["chat"]
+    alice.cmd("fingerprint", id="f-carol", user="carol")
+    alice.cmd("invite", id="i-nobody", chat=chat, user="nobody")
+    alice.cmd("fingerprint", id="f-bob", user=uids["bob"])
+    alice.cmd("invite", id="i-bob", chat=chat, user="bob")
+    alice.cmd("fingerprint", id="f-carol2", user="carol#" + fprs["carol"])
+    got = {}
+    deadline = time.monotonic() + 15
+    while len(got) < 5:
+        ev = alice.wait_any(deadline)
+        if ev.get("id") in ("f-carol", "i-nobody", "f-bob", "i-bob", "f-carol2"):
+            got[ev["id"]] = ev
+    assert got["f-carol"]["event"] == "fingerprint" and got["f-carol"]["user"] == "carol"
+    assert got["f-carol"]["fingerprint"] == fprs["carol"]
+    assert got["f-carol2"]["fingerprint"] == fprs["carol"]
+    assert got["f-bob"]["event"] == "fingerprint" and got["f-bob"]["fingerprint"] == fprs["bob"]
+    assert got["i-nobody"]["event"] == "error" and got["i-nobody"]["code"] == "not_found"
+    assert got["i-bob"] == {"event": "ok", "cmd": "invite", "id": "i-bob"}
+    bob.wait("invited", chat=chat)
+    for c in (alice, bob, carol):
+        c.quit()
 
 
 def test_identity_change_trust_and_verify(relay, clients, tmp_path):
@@ -431,13 +544,13 @@ def test_bad_input_keeps_running(relay, clients, tmp_path):
     alice.quit()
 
 
-def run_until_exit(relay, home, *extra, stdin=b""):
+def run_until_exit(relay, home, *extra, stdin=b"", env=None):
     """chatc --json with stdin kept open after `stdin`: only chatc itself
     decides when to stop."""
     p = subprocess.Popen([str(CHATC), "--server", relay.server, "--home", str(home), "--json",
                           "--no-passphrase", *extra], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=chatd_util.child_env())
+                         env=chatd_util.child_env(env))
     p.stdin.write(stdin)
     p.stdin.flush()
     try:
@@ -484,3 +597,64 @@ def test_server_key_mismatch(relay, clients, tmp_path):
         assert b"key pinned earlier" in err
     finally:
         other.stop()
+
+
+def clockshift_lib(tmp_path):
+    """tests/python/clockshift.c built as an LD_PRELOAD library: the process
+    that loads it sees CLOCK_REALTIME shifted by CLOCKSHIFT_S seconds."""
+    src = pathlib.Path(__file__).with_name("clockshift.c")
+    so = tmp_path / "clockshift.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", str(so), str(src), "-ldl"], check=True)
+    return so
+
+
+def test_auth_refused_exit_6(relay, clients, tmp_path):
+    """Authentication that cannot succeed ends chatc with exit code 6 instead
+    of retrying forever. alice registered; her clock is then 40 days ahead
+    (past any token lifetime), so no token of the relay is valid for her:
+    the login is refused, the automatic re-registration of the same
+    identity and name on the next connection too, and chatc stops. Nothing
+    is lost: with the clock fixed the same home logs in again. A first
+    registration refused twice in a row ends the same way."""
+    alice = start(relay, clients, tmp_path / "alice")
+    uid = register(alice, "alice")
+    alice.quit()
+    so = clockshift_lib(tmp_path)
+    env = {"LD_PRELOAD": str(so), "CLOCKSHIFT_S": str(40 * 86400),
+           # the sanitizer runtime must come first unless told otherwise
+           "ASAN_OPTIONS": "abort_on_error=1:detect_leaks=1:verify_asan_link_order=0"}
+    ident = (tmp_path / "alice" / "identity").read_bytes()
+    rc, events, err = run_until_exit(relay, tmp_path / "alice", env=env)
+    assert rc == 6, (events, err)
+    refused = [e for e in events if e["event"] == "error" and e["code"] == "auth_failed"]
+    assert len(refused) == 2, events
+    assert "registering again" in refused[0]["message"]
+    assert "token expired" in refused[1]["message"] and "twice" in refused[1]["message"]
+    assert not [e for e in events if e["event"] == "ready"]
+    assert b"refused twice in a row" in err
+    assert (tmp_path / "alice" / "identity").read_bytes() == ident
+    # The clock fixed: the same identity logs in (registering again if needed).
+    alice = start(relay, clients, tmp_path / "alice")
+    assert alice.wait("ready")["user"] == {"uid": uid, "name": "alice"}
+    alice.quit()
+    # First registration: refused (the user may try again), refused again: exit 6.
+    p = subprocess.Popen([str(CHATC), "--server", relay.server, "--home", str(tmp_path / "new"),
+                          "--json", "--no-passphrase"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=chatd_util.child_env(env))
+    try:
+        for i in (1, 2):
+            p.stdin.write(b'{"id":%d,"cmd":"register","name":"bob"}\n' % i)
+            p.stdin.flush()
+            while True:
+                line = p.stdout.readline()
+                assert line, p.stderr.read()
+                ev = json.loads(line)
+                if ev["event"] == "error":
+                    assert ev["code"] == "auth_failed" and ev["id"] == i, ev
+                    break
+                assert ev["event"] in ("status",), ev
+        assert p.wait(timeout=15) == 6
+    finally:
+        p.kill()
+        p.communicate(timeout=10)

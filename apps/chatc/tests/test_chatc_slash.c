@@ -225,6 +225,38 @@ START_TEST(help_lists_everything)
 }
 END_TEST
 
+/* Commands waiting for a LOOKUP find their answer by what they asked, in
+ * whatever order the answers come, and an answer nobody asked for runs
+ * nothing (by order, the first waiting command would have run). */
+START_TEST(lookup_answers_by_request)
+{
+  chatc_lookup_key k[3];
+  uint8_t uid[20], other[20];
+  memset(k, 0, sizeof(k));
+  strcpy(k[0].name, "bob");
+  k[1].by_uid = 1;
+  memset(k[1].uid, 7, sizeof(k[1].uid));
+  strcpy(k[2].name, "carol");
+  memset(uid, 7, sizeof(uid));
+  memset(other, 8, sizeof(other));
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "carol", 5), 2);
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 1, uid, NULL, 0), 1);
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "bob", 3), 0);
+  /* not asked: no command */
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 1, other, NULL, 0), 3);
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "dave", 4), 3);
+  /* a prefix or a longer name is another name; a name is not a uid */
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "bo", 2), 3);
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "bobby", 5), 3);
+  ck_assert_uint_eq(chatc_lookup_match(k + 1, 1, 0, NULL, "", 0), 1);
+  /* two waiting for the same name: the older one first */
+  strcpy(k[2].name, "bob");
+  ck_assert_uint_eq(chatc_lookup_match(k, 3, 0, NULL, "bob", 3), 0);
+  ck_assert_uint_eq(chatc_lookup_match(k + 1, 2, 0, NULL, "bob", 3), 1);
+  ck_assert_uint_eq(chatc_lookup_match(k, 0, 0, NULL, "bob", 3), 0);
+}
+END_TEST
+
 int main(void)
 {
   Suite *s = suite_create("chatc_slash");
@@ -238,6 +270,7 @@ int main(void)
   tcase_add_test(tc, usage_errors);
   tcase_add_test(tc, text_limit);
   tcase_add_test(tc, help_lists_everything);
+  tcase_add_test(tc, lookup_answers_by_request);
   suite_add_tcase(s, tc);
   sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
