@@ -1068,6 +1068,16 @@ START_TEST(test_limit_fanout_budget)
   sim_group_send(a, 1, 3, blob, sizeof blob);
   sim_expect(a, SC_FRAME_RELAYED, NULL);
   ck_assert_uint_eq(stats().deliveries, 4);
+  /* DIRECT spends the same budget (blob bytes x 1): 200 left, 400 asked. */
+  sim_direct(a, b->uid, 4, blob, sizeof blob);
+  expect_error(a, SC_WIRE_RATE_LIMITED, 4);
+  ck_assert_uint_eq(stats().limit_fanout, 2);
+  int logged = 0;
+  for (int i = 0; i < NLOGS; i++)
+    if (strcmp(LOGS[i].event, "limit") == 0 && LOGS[i].detail == SC_FRAME_DIRECT &&
+        LOGS[i].code == SECCHAT_ERR_RATE_LIMITED && LOGS[i].value == sizeof blob)
+      logged++;
+  ck_assert_int_eq(logged, 1);
 }
 END_TEST
 
@@ -1144,6 +1154,72 @@ START_TEST(test_limit_register_per_source)
   expect_error(later, SC_WIRE_RATE_LIMITED, 0);
   ck_assert_uint_eq(stats().registrations, 4);
   ck_assert_uint_eq(stats().limit_register, 2);
+}
+END_TEST
+
+/* A host with several workers shares one registration budget through
+ * register_admit: the callback decides, once per REGISTER, with the
+ * connection's id and the server's time; the server's own buckets are
+ * unused (here they would refuse the second registration per server). */
+typedef struct admit_ctx {
+  int budget, calls;
+  uint64_t conns[8];
+  uint64_t now[8];
+} admit_ctx;
+
+static int admit_cb(void *ctx, uint64_t conn, uint64_t now_ms)
+{
+  admit_ctx *a = ctx;
+  ck_assert_int_lt(a->calls, 8);
+  a->conns[a->calls] = conn;
+  a->now[a->calls++] = now_ms;
+  if (a->budget == 0)
+    return 0;
+  a->budget--;
+  return 1;
+}
+
+START_TEST(test_limit_register_shared_admission)
+{
+  admit_ctx ac = {.budget = 3};
+  CFG.cluster = 1;
+  CFG.register_per_min = 1; /* the server's own budget: 1 per server */
+  CFG.register_burst = 1;
+  CFG.register_admit = admit_cb;
+  CFG.register_admit_ctx = &ac;
+  CFG.worker_id = 0;
+  make_server();
+  secchat_server *w0 = S;
+  CFG.worker_id = 1;
+  make_server();
+  secchat_server *w1 = S;
+  sim *r[4];
+  for (int i = 0; i < 4; i++) {
+    S = i % 2 ? w1 : w0; /* spread over the workers, one source */
+    r[i] = sim_new("reg");
+    sim_connect(r[i], "192.0.2.9");
+    NOW += 7;
+    sim_send_register(r[i]);
+  }
+  for (int i = 0; i < 3; i++)
+    sim_expect(r[i], SC_FRAME_TOKEN, NULL);
+  expect_error(r[3], SC_WIRE_RATE_LIMITED, 0);
+  ck_assert(!r[3]->closed);
+  ck_assert_int_eq(ac.calls, 4);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_uint_eq(ac.conns[i], r[i]->id);
+    ck_assert_uint_eq(ac.now[i], T0 + 7u * (uint64_t)(i + 1));
+  }
+  secchat_server_stats st0, st1;
+  secchat_server_get_stats(w0, &st0);
+  secchat_server_get_stats(w1, &st1);
+  ck_assert_uint_eq(st0.registrations + st1.registrations, 3);
+  ck_assert_uint_eq(st0.limit_register, 0);
+  ck_assert_uint_eq(st1.limit_register, 1);
+  /* A second REGISTER on a registered connection is a protocol error,
+   * not a registration: the admission is not consulted. */
+  sim_send_register(r[0]);
+  ck_assert_int_eq(ac.calls, 4);
 }
 END_TEST
 
@@ -1850,6 +1926,7 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_limit_fanout_budget);
   tcase_add_test(tc, test_limit_output_queue);
   tcase_add_test(tc, test_limit_register_per_source);
+  tcase_add_test(tc, test_limit_register_shared_admission);
   tcase_add_test(tc, test_limit_control_rate);
   tcase_add_test(tc, test_handshake_timeout);
   tcase_add_test(tc, test_slowloris);

@@ -17,6 +17,7 @@
 
 #include "iptable.h"
 #include "metrics.h"
+#include "reglimit.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64        /* accepts per wakeup, then other work */
@@ -405,6 +406,16 @@ static void accept_loop(relay *r)
 
 /* ---- run ------------------------------------------------------------------------- */
 
+/* The registration budget per address, shared by every worker's core, with
+ * the core's default rate (docs/chatd.md, "Limits across workers"). */
+static chatd_reglimit *new_reglimit(void)
+{
+  secchat_server_config d;
+
+  secchat_server_config_init(&d);
+  return chatd_reglimit_new(d.register_per_min, d.register_burst);
+}
+
 static int start_workers(relay *r, const chatd_keys *keys, char *err, size_t errlen)
 {
   const chatd_config *cfg = r->cfg;
@@ -469,7 +480,8 @@ int chatd_relay_run(const chatd_config *cfg, const chatd_keys *keys, chatd_log *
   r.ep = epoll_create1(EPOLL_CLOEXEC);
   r.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   r.hub.ips = chatd_iptable_new(cfg->max_conns_per_ip);
-  if (r.sigfd < 0 || r.ep < 0 || r.reserve_fd < 0 || r.hub.ips == NULL) {
+  r.hub.reg = new_reglimit();
+  if (r.sigfd < 0 || r.ep < 0 || r.reserve_fd < 0 || r.hub.ips == NULL || r.hub.reg == NULL) {
     snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
     goto out;
   }
@@ -519,5 +531,6 @@ out:
   if (r.reserve_fd >= 0)
     close(r.reserve_fd);
   chatd_iptable_free(r.hub.ips);
+  chatd_reglimit_free(r.hub.reg);
   return rc;
 }

@@ -177,6 +177,20 @@ static void cmap_del(cmap *m, uint64_t id)
   }
 }
 
+/* ---- registration budget ------------------------------------------------- */
+
+/* The core's registration admission (secchat_server_config.register_admit):
+ * one budget per source address for the whole process (reglimit.h), so
+ * spreading connections over the workers gains nothing. Runs on this
+ * worker's thread, inside conn_recv; the connection is in the map (it is
+ * put there before its first byte is read). */
+static int register_admit(void *ctx, uint64_t conn, uint64_t now)
+{
+  chatd_worker *w = ctx;
+  wconn *c = cmap_get(&w->map, conn);
+  return c != NULL && chatd_reglimit_take(w->hub->reg, &c->ip, now);
+}
+
 /* ---- logging of core events ---------------------------------------------- */
 
 static chatd_log_level map_level(uint32_t level)
@@ -738,6 +752,10 @@ int chatd_worker_new(chatd_worker **out, chatd_hub *hub, unsigned id,
   pthread_mutex_init(&w->mu, NULL);
   atomic_init(&w->load, 0);
   c.worker_id = id;
+  if (hub->reg != NULL) {
+    c.register_admit = register_admit;
+    c.register_admit_ctx = w;
+  }
   rc = secchat_server_new(&w->srv, &c);
   if (rc != 0) {
     snprintf(err, errlen, "worker %u: cannot create the server core: %s", id,

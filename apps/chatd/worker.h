@@ -38,6 +38,7 @@
 
 #include "iptable.h"
 #include "log.h"
+#include "reglimit.h"
 
 #define CHATD_READ_BUDGET (256u * 1024u)        /* bytes per socket per pass */
 #define CHATD_LINGER_MS 1500u                   /* flush-before-close budget */
@@ -50,6 +51,8 @@ typedef struct chatd_worker chatd_worker;
 typedef struct chatd_hub {
   chatd_log *log;
   chatd_iptable *ips;
+  chatd_reglimit *reg; /* registrations per address, all workers (NULL:
+                          each core keeps its own buckets) */
   chatd_worker **workers;
   unsigned nworkers;
   atomic_uint nconns; /* open connections, all workers */

@@ -187,6 +187,43 @@ def test_max_conns_closes_extra_connections(tmp_path):
     assert re.search(r" warn refused peer=127\.0\.0\.6[67] reason=max_conns ", d.log_text())
 
 
+def test_registration_limit_is_per_process_not_per_worker(tmp_path):
+    """The registration budget per source address (10/min, burst 10) holds
+    for the whole process: with 4 workers and the connections of one
+    address spread over all of them (least-loaded placement), exactly 10
+    of 14 registrations succeed, not 4 x 10. The bucket refills one
+    registration per 6 s, so the count is exact when the attempts take
+    less than that (they take well under a second); a slower machine may
+    see one more per 6 s elapsed, which the bound allows."""
+    d = Chatd(tmp_path, threads=4)
+    c = d.client()
+    try:
+        t0 = time.monotonic()
+        outs = [c.cmd(f"login {i} {b'reg'.hex()} 127.0.0.80") for i in range(14)]
+        elapsed = time.monotonic() - t0
+        ok = [o for o in outs if o.startswith("ok uid=")]
+        refused = [o for o in outs if o == "err frame ERROR code=5 ref=0"]
+        assert len(ok) + len(refused) == 14, outs
+        assert 10 <= len(ok) <= 10 + int(elapsed / 6), (elapsed, outs)
+        deadline = time.monotonic() + 3  # workers publish their counters every 100 ms
+        while True:
+            st = parse_prometheus(d.metrics()[2])
+            counts = (metric(st, "chatd_limit_hits_total", limit="register"),
+                      metric(st, "chatd_registrations_total"))
+            if counts == (len(refused), len(ok)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert counts == (len(refused), len(ok))
+        # The connections did land on every worker (else this proves nothing).
+        workers = set(re.findall(r" info connect worker=(\d+) .*peer=127\.0\.0\.80:", d.log_text()))
+        assert workers == {"0", "1", "2", "3"}, workers
+        # Another address has its own budget.
+        c.login(20, "other", src="127.0.0.81")
+    finally:
+        c.close()
+        assert d.stop()[0] == 0
+
+
 def test_ipv6_listen(tmp_path):
     d = Chatd(tmp_path, host="::1", threads=2)
     c = d.client()
