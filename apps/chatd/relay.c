@@ -108,6 +108,8 @@ static void render(void *ctx, chatd_buf *b)
     sum.fanout_dropped += ws.fanout_dropped;
     sum.write_errors += ws.write_errors;
     sum.linger_expired += ws.linger_expired;
+    if (ws.fanout_lag_max_ms > sum.fanout_lag_max_ms)
+      sum.fanout_lag_max_ms = ws.fanout_lag_max_ms;
   }
   const secchat_server_stats *c = &sum.core;
 
@@ -183,6 +185,9 @@ static void render(void *ctx, chatd_buf *b)
          sum.write_errors);
   metric(b, "chatd_linger_expired_total", "counter",
          "Closing connections whose final flush ran out of time.", sum.linger_expired);
+  metric(b, "chatd_fanout_lag_max_ms", "gauge",
+         "Longest time a fanout job waited in a worker's inbox since the start (ms).",
+         sum.fanout_lag_max_ms);
   metric_head(b, "chatd_drops_total", "counter", "Things dropped to keep memory bounded.");
   metric_l(b, "chatd_drops_total", "what", "core_log", c->drops_log);
   metric_l(b, "chatd_drops_total", "what", "core_fanout", c->drops_fanout);

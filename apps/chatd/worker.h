@@ -66,6 +66,8 @@ typedef struct chatd_worker_stats {
   uint64_t fanout_dropped;  /* jobs not queued to this worker: inbox full */
   uint64_t write_errors;    /* sockets closed on a write error */
   uint64_t linger_expired;  /* flushes cut short by CHATD_LINGER_MS */
+  uint64_t fanout_lag_max_ms; /* longest wait of a fanout job in this
+                                 worker's inbox (queued -> taken), ever */
 } chatd_worker_stats;
 
 /* Create worker `id` (0-based) with its core (cfg is copied; worker_id is

@@ -404,6 +404,9 @@ def test_metrics_endpoint(relay):
     assert metric(st, "chatd_auth_failures_total", **{"class": "proof"}) >= 1
     assert metric(st, "chatd_handshakes_total", result="ok") >= 100
     assert metric(st, "chatd_fanout_jobs_total", direction="in") > 0
+    # Jobs did wait in inboxes, not for long on an idle machine (a wrong clock or an
+    # unset queue time would read as hours).
+    assert 0 <= metric(st, "chatd_fanout_lag_max_ms") < 10000
     assert metric(st, "chatd_frames_total", direction="in") > 0
     assert metric(st, "chatd_bytes_total", direction="out") > 0
     assert metric(st, "chatd_syslog_dropped_total") == 0
