@@ -871,14 +871,23 @@ static int conn_set_token(secchat_server *srv, sc_conn *c, const char *tok, size
   return 0;
 }
 
+/* The per-source registration limit: the host's shared admission when it
+ * set one (several workers, one budget), else this server's buckets. */
+static int register_admitted(secchat_server *srv, const sc_conn *c)
+{
+  if (srv->cfg.register_admit != NULL)
+    return srv->cfg.register_admit(srv->cfg.register_admit_ctx, c->id, srv->now) == 1;
+  return sc_bucket_take(&srv->src[c->src_idx], srv->cfg.register_per_min,
+                        srv->cfg.register_burst, 60000u, 1, srv->now);
+}
+
 static void do_register(secchat_server *srv, sc_conn *c, const sc_frame *f)
 {
   if (c->registered) {
     protocol_violation(srv, c, SC_WIRE_PROTOCOL, SECCHAT_ERR_UNEXPECTED_FRAME);
     return;
   }
-  if (!sc_bucket_take(&srv->src[c->src_idx], srv->cfg.register_per_min, srv->cfg.register_burst,
-                      60000u, 1, srv->now)) {
+  if (!register_admitted(srv, c)) {
     srv->st.limit_register++;
     sc_srv_log(srv, SECCHAT_LOG_WARNING, "limit", c, SECCHAT_ERR_RATE_LIMITED,
                SC_FRAME_REGISTER, 0);

@@ -303,6 +303,8 @@ void sc_route_direct(secchat_server *srv, sc_conn *c, const sc_frame *f)
   if (!sc_bucket_take(&c->b_fanout, srv->cfg.fanout_bytes_rate, srv->cfg.fanout_bytes_burst,
                       1000u, f->u.direct.blob.len, srv->now)) {
     srv->st.limit_fanout++;
+    sc_srv_log(srv, SECCHAT_LOG_DEBUG, "limit", c, SECCHAT_ERR_RATE_LIMITED, SC_FRAME_DIRECT,
+               f->u.direct.blob.len);
     sc_srv_send_error(srv, c, SC_WIRE_RATE_LIMITED, ref);
     return;
   }

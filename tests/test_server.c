@@ -77,6 +77,37 @@ static int NSIMS;
 
 static uint64_t FANOUT_JOBS;
 
+/* Held fanout (interleaving tests): while HOLD is set, each job is queued
+ * per (origin, destination) instead of applied, and the test releases the
+ * queue heads in the order it chooses. Per origin and destination the
+ * order is kept, as chatd's inboxes do; across origins any order is
+ * possible, and the tests try them all. */
+#define HELD_MAX 32
+static int HOLD;
+static uint8_t *HELD[4][4][HELD_MAX];
+static size_t HELD_LEN[4][4][HELD_MAX];
+static int HELD_HEAD[4][4], HELD_N[4][4];
+
+static void hold_job(int origin, int dest, const uint8_t *job, size_t len)
+{
+  ck_assert_int_lt(HELD_HEAD[origin][dest] + HELD_N[origin][dest], HELD_MAX);
+  int i = HELD_HEAD[origin][dest] + HELD_N[origin][dest]++;
+  HELD[origin][dest][i] = malloc(len);
+  memcpy(HELD[origin][dest][i], job, len);
+  HELD_LEN[origin][dest][i] = len;
+}
+
+static void held_clear(void)
+{
+  for (int o = 0; o < 4; o++)
+    for (int d = 0; d < 4; d++) {
+      for (int i = 0; i < HELD_N[o][d]; i++)
+        free(HELD[o][d][HELD_HEAD[o][d] + i]);
+      HELD_HEAD[o][d] = HELD_N[o][d] = 0;
+    }
+  HOLD = 0;
+}
+
 /* Drain every server's events; FANOUT jobs go to every other server, as a
  * host with several workers does. */
 static void pump_events(void)
@@ -92,7 +123,9 @@ static void pump_events(void)
       FANOUT_JOBS++;
       ck_assert_uint_gt(ev.job_len, 0);
       for (int j = 0; j < NSRV; j++)
-        if (j != k)
+        if (j != k && HOLD)
+          hold_job(k, j, ev.job, ev.job_len);
+        else if (j != k)
           ck_assert_int_eq(secchat_server_fanout_in(SRV[j], ev.job, ev.job_len, NOW), 0);
     } else if (ev.type == SECCHAT_SERVER_EV_CLOSE) {
       for (int i = 0; i < NSIMS; i++)
@@ -155,6 +188,7 @@ static void sim_free(sim *s)
 
 static void teardown(void)
 {
+  held_clear();
   for (int i = 0; i < NSIMS; i++)
     sim_free(SIMS[i]);
   NSIMS = 0;
@@ -1068,6 +1102,16 @@ START_TEST(test_limit_fanout_budget)
   sim_group_send(a, 1, 3, blob, sizeof blob);
   sim_expect(a, SC_FRAME_RELAYED, NULL);
   ck_assert_uint_eq(stats().deliveries, 4);
+  /* DIRECT spends the same budget (blob bytes x 1): 200 left, 400 asked. */
+  sim_direct(a, b->uid, 4, blob, sizeof blob);
+  expect_error(a, SC_WIRE_RATE_LIMITED, 4);
+  ck_assert_uint_eq(stats().limit_fanout, 2);
+  int logged = 0;
+  for (int i = 0; i < NLOGS; i++)
+    if (strcmp(LOGS[i].event, "limit") == 0 && LOGS[i].detail == SC_FRAME_DIRECT &&
+        LOGS[i].code == SECCHAT_ERR_RATE_LIMITED && LOGS[i].value == sizeof blob)
+      logged++;
+  ck_assert_int_eq(logged, 1);
 }
 END_TEST
 
@@ -1144,6 +1188,72 @@ START_TEST(test_limit_register_per_source)
   expect_error(later, SC_WIRE_RATE_LIMITED, 0);
   ck_assert_uint_eq(stats().registrations, 4);
   ck_assert_uint_eq(stats().limit_register, 2);
+}
+END_TEST
+
+/* A host with several workers shares one registration budget through
+ * register_admit: the callback decides, once per REGISTER, with the
+ * connection's id and the server's time; the server's own buckets are
+ * unused (here they would refuse the second registration per server). */
+typedef struct admit_ctx {
+  int budget, calls;
+  uint64_t conns[8];
+  uint64_t now[8];
+} admit_ctx;
+
+static int admit_cb(void *ctx, uint64_t conn, uint64_t now_ms)
+{
+  admit_ctx *a = ctx;
+  ck_assert_int_lt(a->calls, 8);
+  a->conns[a->calls] = conn;
+  a->now[a->calls++] = now_ms;
+  if (a->budget == 0)
+    return 0;
+  a->budget--;
+  return 1;
+}
+
+START_TEST(test_limit_register_shared_admission)
+{
+  admit_ctx ac = {.budget = 3};
+  CFG.cluster = 1;
+  CFG.register_per_min = 1; /* the server's own budget: 1 per server */
+  CFG.register_burst = 1;
+  CFG.register_admit = admit_cb;
+  CFG.register_admit_ctx = &ac;
+  CFG.worker_id = 0;
+  make_server();
+  secchat_server *w0 = S;
+  CFG.worker_id = 1;
+  make_server();
+  secchat_server *w1 = S;
+  sim *r[4];
+  for (int i = 0; i < 4; i++) {
+    S = i % 2 ? w1 : w0; /* spread over the workers, one source */
+    r[i] = sim_new("reg");
+    sim_connect(r[i], "192.0.2.9");
+    NOW += 7;
+    sim_send_register(r[i]);
+  }
+  for (int i = 0; i < 3; i++)
+    sim_expect(r[i], SC_FRAME_TOKEN, NULL);
+  expect_error(r[3], SC_WIRE_RATE_LIMITED, 0);
+  ck_assert(!r[3]->closed);
+  ck_assert_int_eq(ac.calls, 4);
+  for (int i = 0; i < 4; i++) {
+    ck_assert_uint_eq(ac.conns[i], r[i]->id);
+    ck_assert_uint_eq(ac.now[i], T0 + 7u * (uint64_t)(i + 1));
+  }
+  secchat_server_stats st0, st1;
+  secchat_server_get_stats(w0, &st0);
+  secchat_server_get_stats(w1, &st1);
+  ck_assert_uint_eq(st0.registrations + st1.registrations, 3);
+  ck_assert_uint_eq(st0.limit_register, 0);
+  ck_assert_uint_eq(st1.limit_register, 1);
+  /* A second REGISTER on a registered connection is a protocol error,
+   * not a registration: the admission is not consulted. */
+  sim_send_register(r[0]);
+  ck_assert_int_eq(ac.calls, 4);
 }
 END_TEST
 
@@ -1688,6 +1798,220 @@ START_TEST(test_cluster)
 }
 END_TEST
 
+/* A replaced login across workers, with a DIRECT racing the switch, in
+ * every order the jobs can arrive in (docs/relay.md, "Workers").
+ *
+ * Workers: 0 holds T's old connection t0 (and a sender u), 1 gets T's new
+ * login t1, 2 holds the sender s. Schedulable steps: t1's AUTH on worker
+ * 1, s's DIRECT to T on worker 2, and the release of any held job queue
+ * head (ONLINE(t1) from 1, DIRECT from 2, OFFLINE(t0) from 0 once 0 has
+ * replaced t0). Every interleaving is run from scratch.
+ *
+ * What must hold in each: the directory converges (t0 gets BYE{replaced},
+ * t1 stays, and afterwards a DIRECT from worker 2 and from worker 0 each
+ * reaches t1 exactly once); the racing DIRECT is either refused
+ * (ERROR{unknown_recipient}: worker 2 had forgotten t0 and not yet learnt
+ * t1) or RELAYED, and then reaches exactly the connections that were in
+ * their worker's directory when its job arrived: t0 iff worker 0 applied
+ * it before ONLINE(t1), t1 iff worker 1 applied it after t1's AUTH. So a
+ * RELAYED message can reach neither (sent while T was switching: RELAYED
+ * means accepted by the relay, not delivered; docs/protocol.md) or both;
+ * this test pins down that these are the only such cases. */
+enum { W_OLD = 0, W_NEW = 1, W_S = 2 };
+enum { STEP_AUTH = 100, STEP_DIRECT = 101 };
+
+typedef struct switch_ids {
+  sim *s, *u, *t; /* registered identities (tokens from a first server) */
+} switch_ids;
+
+typedef struct switch_out {
+  int relayed, refused, to_t0, to_t1, want_t0, want_t1;
+} switch_out;
+
+static void world_reset(void)
+{
+  held_clear();
+  for (int i = 0; i < NSIMS; i++)
+    sim_free(SIMS[i]);
+  NSIMS = 0;
+  for (int i = 0; i < NSRV; i++)
+    secchat_server_free(SRV[i]);
+  NSRV = 0;
+  S = NULL;
+  NLOGS = 0;
+}
+
+/* A fresh connection of identity o on the current S (handshake + AUTH, or
+ * only the handshake). */
+static sim *relogin(const sim *o, const char *src, int auth)
+{
+  sim *c = sim_clone(o);
+  sim_connect(c, src);
+  if (auth)
+    sim_auth(c);
+  return c;
+}
+
+static int count_blob(sim *c, const char *blob)
+{
+  sc_frame f;
+  int n = 0;
+  while (sim_next(c, &f))
+    if (f.type == SC_FRAME_DIRECT_DELIVER && f.u.direct_deliver.blob.len == strlen(blob) &&
+        memcmp(f.u.direct_deliver.blob.p, blob, strlen(blob)) == 0)
+      n++;
+  return n;
+}
+
+static int job_type(int o, int d)
+{
+  const uint8_t *j = HELD[o][d][HELD_HEAD[o][d]];
+  ck_assert_uint_ge(HELD_LEN[o][d][HELD_HEAD[o][d]], 2);
+  return j[1]; /* [type, origin, ...]: a positive fixint after the array header */
+}
+
+/* Run one interleaving: choice[k] picks among the steps available at step
+ * k (in a fixed order); nopts[k] receives how many there were. */
+static void run_switch(const switch_ids *ids, const int *choice, int *nopts, int *nsteps,
+                       switch_out *out)
+{
+  CFG.cluster = 1;
+  CFG.max_conns = 16;
+  for (int w = 0; w < 3; w++) {
+    CFG.worker_id = (uint32_t)w;
+    make_server();
+  }
+  S = SRV[W_OLD];
+  sim *t0 = relogin(ids->t, "10.0.0.1", 1);
+  sim *u = relogin(ids->u, "10.0.0.2", 1);
+  S = SRV[W_S];
+  sim *s = relogin(ids->s, "10.0.0.3", 1);
+  NOW += 10; /* t1's login is the newer one */
+  S = SRV[W_NEW];
+  sim *t1 = relogin(ids->t, "10.0.0.4", 0);
+  HOLD = 1;
+  int auth_done = 0, direct_done = 0, online_at_old = 0;
+  memset(out, 0, sizeof *out);
+  int step = 0;
+  for (;; step++) {
+    int opts[16], n = 0;
+    if (!auth_done)
+      opts[n++] = STEP_AUTH;
+    if (!direct_done)
+      opts[n++] = STEP_DIRECT;
+    for (int o = 0; o < 3; o++)
+      for (int d = 0; d < 3; d++)
+        if (HELD_N[o][d] > 0)
+          opts[n++] = o * 3 + d;
+    if (n == 0)
+      break;
+    ck_assert_int_lt(step, 32);
+    nopts[step] = n;
+    ck_assert_int_lt(choice[step], n);
+    int pick = opts[choice[step]];
+    if (pick == STEP_AUTH) {
+      auth_done = 1;
+      sim_send_auth(t1, t1->hh);
+    } else if (pick == STEP_DIRECT) {
+      direct_done = 1;
+      sim_direct(s, ids->t->uid, 1, (const uint8_t *)"switch", 6);
+    } else {
+      int o = pick / 3, d = pick % 3, type = job_type(o, d);
+      if (type == 2 && d == W_OLD) /* JOB_DIRECT */
+        out->want_t0 = !online_at_old;
+      if (type == 2 && d == W_NEW)
+        out->want_t1 = auth_done;
+      if (type == 4 && d == W_OLD) /* JOB_ONLINE */
+        online_at_old = 1;
+      uint8_t *job = HELD[o][d][HELD_HEAD[o][d]];
+      size_t len = HELD_LEN[o][d][HELD_HEAD[o][d]++];
+      HELD_N[o][d]--;
+      ck_assert_int_eq(secchat_server_fanout_in(SRV[d], job, len, NOW), 0);
+      free(job);
+      pump_events();
+    }
+  }
+  *nsteps = step;
+  HOLD = 0;
+
+  /* The racing DIRECT: answered once, delivered as predicted. */
+  sc_frame f;
+  ck_assert_int_eq(sim_next_nonpresence(s, &f), 1);
+  if (f.type == SC_FRAME_RELAYED) {
+    ck_assert_uint_eq(f.u.relayed.ref, 1);
+    out->relayed = 1;
+  } else {
+    ck_assert_int_eq(f.type, SC_FRAME_ERROR);
+    ck_assert_uint_eq(f.u.error.code, SC_WIRE_UNKNOWN_RECIPIENT);
+    out->refused = 1;
+    out->want_t0 = out->want_t1 = 0; /* no job was sent */
+  }
+  sim_expect(t1, SC_FRAME_AUTH_OK, NULL);
+  out->to_t0 = count_blob(t0, "switch");
+  out->to_t1 = count_blob(t1, "switch");
+  ck_assert_int_eq(out->to_t0, out->want_t0);
+  ck_assert_int_eq(out->to_t1, out->want_t1);
+
+  /* Converged: t0 replaced, t1 reachable from every worker, once. */
+  ck_assert(t0->closed);
+  ck_assert_int_eq(t0->close_reason, SC_BYE_REPLACED);
+  ck_assert(!t1->closed);
+  sim_direct(s, ids->t->uid, 2, (const uint8_t *)"after-s", 7);
+  sim_expect(s, SC_FRAME_RELAYED, NULL);
+  ck_assert_int_eq(count_blob(t1, "after-s"), 1);
+  sim_direct(u, ids->t->uid, 3, (const uint8_t *)"after-u", 7);
+  sim_expect(u, SC_FRAME_RELAYED, NULL);
+  ck_assert_int_eq(count_blob(t1, "after-u"), 1);
+  ck_assert_int_eq(count_blob(t0, "after-s") + count_blob(t0, "after-u"), 0);
+  for (int w = 0; w < 3; w++) {
+    secchat_server_stats st;
+    secchat_server_get_stats(SRV[w], &st);
+    ck_assert_uint_eq(st.fanout_bad, 0);
+  }
+}
+
+START_TEST(test_cluster_replaced_login_direct_race)
+{
+  /* Register the three identities once (tokens outlive the server). */
+  start();
+  sim *reg[3] = {login("s", "10.0.0.3"), login("u", "10.0.0.2"), login("t", "10.0.0.1")};
+  /* world_reset frees every sim: keep copies of the identities (keys,
+   * uid, name, token; sim_clone reads nothing else). */
+  static sim idcopy[3];
+  for (int i = 0; i < 3; i++)
+    memcpy(&idcopy[i], reg[i], sizeof idcopy[i]);
+  switch_ids ids;
+  ids.s = &idcopy[0];
+  ids.u = &idcopy[1];
+  ids.t = &idcopy[2];
+  world_reset();
+  int choice[32] = {0}, nopts[32], n;
+  int runs = 0, lost = 0, both = 0, refused = 0;
+  for (;;) {
+    switch_out o;
+    run_switch(&ids, choice, nopts, &n, &o);
+    runs++;
+    refused += o.refused;
+    lost += o.relayed && !o.to_t0 && !o.to_t1;
+    both += o.to_t0 && o.to_t1;
+    world_reset();
+    int k = n - 1;
+    while (k >= 0 && choice[k] + 1 >= nopts[k])
+      k--;
+    if (k < 0)
+      break;
+    choice[k]++;
+    for (int i = k + 1; i < 32; i++)
+      choice[i] = 0;
+  }
+  /* Every order was tried, and each outcome the comment names occurs. */
+  ck_assert_int_gt(runs, 500);
+  ck_assert_int_gt(refused, 0);
+  ck_assert_int_gt(lost, 0);
+  ck_assert_int_gt(both, 0);
+}
+END_TEST
+
 START_TEST(test_no_cluster_no_jobs)
 {
   start();
@@ -1850,6 +2174,7 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_limit_fanout_budget);
   tcase_add_test(tc, test_limit_output_queue);
   tcase_add_test(tc, test_limit_register_per_source);
+  tcase_add_test(tc, test_limit_register_shared_admission);
   tcase_add_test(tc, test_limit_control_rate);
   tcase_add_test(tc, test_handshake_timeout);
   tcase_add_test(tc, test_slowloris);
@@ -1862,6 +2187,7 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_shutdown);
   tcase_add_test(tc, test_memory_idle_connections);
   tcase_add_test(tc, test_cluster);
+  tcase_add_test(tc, test_cluster_replaced_login_direct_race);
   tcase_add_test(tc, test_no_cluster_no_jobs);
   tcase_add_test(tc, test_api_misuse);
   suite_add_tcase(s, tc);

@@ -17,6 +17,7 @@
 
 #include "iptable.h"
 #include "metrics.h"
+#include "reglimit.h"
 #include "worker.h"
 
 #define ACCEPT_BATCH 64        /* accepts per wakeup, then other work */
@@ -107,6 +108,8 @@ static void render(void *ctx, chatd_buf *b)
     sum.fanout_dropped += ws.fanout_dropped;
     sum.write_errors += ws.write_errors;
     sum.linger_expired += ws.linger_expired;
+    if (ws.fanout_lag_max_ms > sum.fanout_lag_max_ms)
+      sum.fanout_lag_max_ms = ws.fanout_lag_max_ms;
   }
   const secchat_server_stats *c = &sum.core;
 
@@ -182,6 +185,9 @@ static void render(void *ctx, chatd_buf *b)
          sum.write_errors);
   metric(b, "chatd_linger_expired_total", "counter",
          "Closing connections whose final flush ran out of time.", sum.linger_expired);
+  metric(b, "chatd_fanout_lag_max_ms", "gauge",
+         "Longest time a fanout job waited in a worker's inbox since the start (ms).",
+         sum.fanout_lag_max_ms);
   metric_head(b, "chatd_drops_total", "counter", "Things dropped to keep memory bounded.");
   metric_l(b, "chatd_drops_total", "what", "core_log", c->drops_log);
   metric_l(b, "chatd_drops_total", "what", "core_fanout", c->drops_fanout);
@@ -405,6 +411,16 @@ static void accept_loop(relay *r)
 
 /* ---- run ------------------------------------------------------------------------- */
 
+/* The registration budget per address, shared by every worker's core, with
+ * the core's default rate (docs/chatd.md, "Limits across workers"). */
+static chatd_reglimit *new_reglimit(void)
+{
+  secchat_server_config d;
+
+  secchat_server_config_init(&d);
+  return chatd_reglimit_new(d.register_per_min, d.register_burst);
+}
+
 static int start_workers(relay *r, const chatd_keys *keys, char *err, size_t errlen)
 {
   const chatd_config *cfg = r->cfg;
@@ -469,7 +485,8 @@ int chatd_relay_run(const chatd_config *cfg, const chatd_keys *keys, chatd_log *
   r.ep = epoll_create1(EPOLL_CLOEXEC);
   r.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   r.hub.ips = chatd_iptable_new(cfg->max_conns_per_ip);
-  if (r.sigfd < 0 || r.ep < 0 || r.reserve_fd < 0 || r.hub.ips == NULL) {
+  r.hub.reg = new_reglimit();
+  if (r.sigfd < 0 || r.ep < 0 || r.reserve_fd < 0 || r.hub.ips == NULL || r.hub.reg == NULL) {
     snprintf(err, errlen, "cannot set up the event loop: %s", strerror(errno));
     goto out;
   }
@@ -519,5 +536,6 @@ out:
   if (r.reserve_fd >= 0)
     close(r.reserve_fd);
   chatd_iptable_free(r.hub.ips);
+  chatd_reglimit_free(r.hub.reg);
   return rc;
 }

@@ -42,6 +42,7 @@ typedef struct msg {
   struct sockaddr_storage peer;
   chatd_ipkey ip;
   job *job;                  /* MSG_FANOUT */
+  uint64_t queued_ms;        /* MSG_FANOUT: monotonic time it was queued */
 } msg;
 
 /* ---- connections ---------------------------------------------------------- */
@@ -98,6 +99,14 @@ static uint64_t now_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* For the inbox lag (CLOCK_REALTIME may step). */
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
@@ -175,6 +184,20 @@ static void cmap_del(cmap *m, uint64_t id)
       j = k;
     }
   }
+}
+
+/* ---- registration budget ------------------------------------------------- */
+
+/* The core's registration admission (secchat_server_config.register_admit):
+ * one budget per source address for the whole process (reglimit.h), so
+ * spreading connections over the workers gains nothing. Runs on this
+ * worker's thread, inside conn_recv; the connection is in the map (it is
+ * put there before its first byte is read). */
+static int register_admit(void *ctx, uint64_t conn, uint64_t now)
+{
+  chatd_worker *w = ctx;
+  wconn *c = cmap_get(&w->map, conn);
+  return c != NULL && chatd_reglimit_take(w->hub->reg, &c->ip, now);
 }
 
 /* ---- logging of core events ---------------------------------------------- */
@@ -305,6 +328,7 @@ static void broadcast_job(chatd_worker *w, const uint8_t *data, size_t len)
   memcpy(j->data, data, len);
   j->len = len;
   atomic_init(&j->refs, others);
+  uint64_t queued = mono_ms();
   for (unsigned i = 0; i < hub->nworkers; i++) {
     chatd_worker *o = hub->workers[i];
     msg *m;
@@ -318,6 +342,7 @@ static void broadcast_job(chatd_worker *w, const uint8_t *data, size_t len)
     }
     m->type = MSG_FANOUT;
     m->job = j;
+    m->queued_ms = queued;
     if (inbox_push(o, m, len) != 0) {
       free(m);
       job_unref(j);
@@ -595,6 +620,7 @@ static void inbox_drain(chatd_worker *w, uint64_t now)
   w->in_fanout_bytes = 0;
   stop = w->stop_requested;
   pthread_mutex_unlock(&w->mu);
+  uint64_t taken = mono_ms();
 
   for (; m; m = next) {
     next = m->next;
@@ -608,6 +634,12 @@ static void inbox_drain(chatd_worker *w, uint64_t now)
         conn_new(w, m, now);
       }
     } else if (m->type == MSG_FANOUT) {
+      /* How long the job waited: a worker that does not run (starved,
+       * stuck) shows here; deliveries through it are late by as much. */
+      if (taken > m->queued_ms && taken - m->queued_ms > w->st.fanout_lag_max_ms) {
+        w->st.fanout_lag_max_ms = taken - m->queued_ms;
+        w->publish_due = 1;
+      }
       int rc = secchat_server_fanout_in(w->srv, m->job->data, m->job->len, now);
       if (rc != 0 && rc != SECCHAT_ERR_NOMEM)
         CHATD_LOG(w->hub->log, CHATD_LOG_ERROR, "fanout_in_fail", chatd_f_uint("worker", w->id),
@@ -738,6 +770,10 @@ int chatd_worker_new(chatd_worker **out, chatd_hub *hub, unsigned id,
   pthread_mutex_init(&w->mu, NULL);
   atomic_init(&w->load, 0);
   c.worker_id = id;
+  if (hub->reg != NULL) {
+    c.register_admit = register_admit;
+    c.register_admit_ctx = w;
+  }
   rc = secchat_server_new(&w->srv, &c);
   if (rc != 0) {
     snprintf(err, errlen, "worker %u: cannot create the server core: %s", id,

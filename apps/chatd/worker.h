@@ -38,6 +38,7 @@
 
 #include "iptable.h"
 #include "log.h"
+#include "reglimit.h"
 
 #define CHATD_READ_BUDGET (256u * 1024u)        /* bytes per socket per pass */
 #define CHATD_LINGER_MS 1500u                   /* flush-before-close budget */
@@ -50,6 +51,8 @@ typedef struct chatd_worker chatd_worker;
 typedef struct chatd_hub {
   chatd_log *log;
   chatd_iptable *ips;
+  chatd_reglimit *reg; /* registrations per address, all workers (NULL:
+                          each core keeps its own buckets) */
   chatd_worker **workers;
   unsigned nworkers;
   atomic_uint nconns; /* open connections, all workers */
@@ -63,6 +66,8 @@ typedef struct chatd_worker_stats {
   uint64_t fanout_dropped;  /* jobs not queued to this worker: inbox full */
   uint64_t write_errors;    /* sockets closed on a write error */
   uint64_t linger_expired;  /* flushes cut short by CHATD_LINGER_MS */
+  uint64_t fanout_lag_max_ms; /* longest wait of a fanout job in this
+                                 worker's inbox (queued -> taken), ever */
 } chatd_worker_stats;
 
 /* Create worker `id` (0-based) with its core (cfg is copied; worker_id is

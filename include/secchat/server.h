@@ -86,6 +86,25 @@ typedef struct secchat_server_config {
   /* registrations per source address per minute, burst */
   uint32_t register_per_min, register_burst;    /* 10/min, 10 */
   uint32_t reserved[8];
+
+  /* Registration admission shared by several servers (optional). A host
+   * running N servers (workers) over one address space sets it so that
+   * register_per_min holds for the whole process, not N times over: with
+   * per-server buckets, a source whose connections are spread over the
+   * workers would get N x the budget. NULL: this server keeps its own
+   * per-source buckets (register_per_min, register_burst).
+   * Non-NULL: called once for every REGISTER that reaches the limit check
+   * (well-formed, on a connection that has not registered), before the
+   * token is issued, with the connection's id and now_ms; it returns 1 to
+   * admit (and counts the registration against conn's source) or 0 to
+   * refuse (ERROR{rate_limited}, a "limit" log record, limit_register).
+   * The server's own buckets and register_per_min/register_burst are then
+   * unused. It runs inside secchat_server_conn_recv() on the calling
+   * thread and must not call back into this server; thread safety across
+   * servers is the host's business (docs/chatd.md, "Limits across
+   * workers"). */
+  int (*register_admit)(void *ctx, uint64_t conn, uint64_t now_ms);
+  void *register_admit_ctx;
 } secchat_server_config;
 
 /* Fill *cfg with the defaults (struct_size set, name/keys NULL). */

@@ -4,6 +4,7 @@ the hostile cases. Covers relaying through the worker threads, the
 per-address cap (D2), slowloris and garbage (A3, D1), SIGTERM/SIGHUP, the
 log content (D8, D11) and the metrics endpoint."""
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -28,7 +29,9 @@ def built():
 def relay(tmp_path_factory):
     """One chatd for the module: 2 workers (so routes span workers and
     fanout jobs cross threads), debug log, hashed identities (the
-    default), metrics on."""
+    default), metrics on. Registrations are limited per source address
+    for the whole process (10/min): tests that register more than a few
+    clients use their own 127.0.0.x source."""
     d = Chatd(tmp_path_factory.mktemp("relay"), "--log-level", "debug", threads=2)
     d.secrets = []   # strings that must never reach the log
     d.users = []     # (uid, name) of the clients that logged in
@@ -187,6 +190,43 @@ def test_max_conns_closes_extra_connections(tmp_path):
     assert re.search(r" warn refused peer=127\.0\.0\.6[67] reason=max_conns ", d.log_text())
 
 
+def test_registration_limit_is_per_process_not_per_worker(tmp_path):
+    """The registration budget per source address (10/min, burst 10) holds
+    for the whole process: with 4 workers and the connections of one
+    address spread over all of them (least-loaded placement), exactly 10
+    of 14 registrations succeed, not 4 x 10. The bucket refills one
+    registration per 6 s, so the count is exact when the attempts take
+    less than that (they take well under a second); a slower machine may
+    see one more per 6 s elapsed, which the bound allows."""
+    d = Chatd(tmp_path, threads=4)
+    c = d.client()
+    try:
+        t0 = time.monotonic()
+        outs = [c.cmd(f"login {i} {b'reg'.hex()} 127.0.0.80") for i in range(14)]
+        elapsed = time.monotonic() - t0
+        ok = [o for o in outs if o.startswith("ok uid=")]
+        refused = [o for o in outs if o == "err frame ERROR code=5 ref=0"]
+        assert len(ok) + len(refused) == 14, outs
+        assert 10 <= len(ok) <= 10 + int(elapsed / 6), (elapsed, outs)
+        deadline = time.monotonic() + 3  # workers publish their counters every 100 ms
+        while True:
+            st = parse_prometheus(d.metrics()[2])
+            counts = (metric(st, "chatd_limit_hits_total", limit="register"),
+                      metric(st, "chatd_registrations_total"))
+            if counts == (len(refused), len(ok)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert counts == (len(refused), len(ok))
+        # The connections did land on every worker (else this proves nothing).
+        workers = set(re.findall(r" info connect worker=(\d+) .*peer=127\.0\.0\.80:", d.log_text()))
+        assert workers == {"0", "1", "2", "3"}, workers
+        # Another address has its own budget.
+        c.login(20, "other", src="127.0.0.81")
+    finally:
+        c.close()
+        assert d.stop()[0] == 0
+
+
 def test_ipv6_listen(tmp_path):
     d = Chatd(tmp_path, host="::1", threads=2)
     c = d.client()
@@ -244,7 +284,7 @@ def wait_closed(s, timeout):
 
 
 def test_garbage_closes_only_that_connection(relay, client):
-    client.login(0, "steady")
+    client.login(0, "steady", src="127.0.0.90")
     for junk in (os.urandom(3000), b"\x00\x00\x00\x00", b"GET / HTTP/1.0\r\n\r\n",
                  b"\x00\x00\x00\x30" + b"\xff" * 48):
         s = raw_conn(relay)
@@ -258,8 +298,8 @@ def test_garbage_closes_only_that_connection(relay, client):
 def test_half_frame_then_close(relay, client):
     """A4/D5: an authenticated member sends half a frame and disconnects:
     nothing partial reaches the route, the others see it go offline."""
-    a = client.login(0, "halfway")
-    client.login(1, "watcher")
+    a = client.login(0, "halfway", src="127.0.0.91")
+    client.login(1, "watcher", src="127.0.0.91")
     join_route(client, [0, 1], 5)
     client.ok("raw 0 00000200" + "ab" * 100)  # 100 of 512 announced bytes
     client.ok("close 0")
@@ -280,8 +320,8 @@ def test_slowloris_closed_at_handshake_deadline(relay, client):
     one.sendall(b"\x00")
     silent = raw_conn(relay)
     t0 = time.monotonic()
-    a = client.login(0, "legit1")
-    client.login(1, "legit2")
+    a = client.login(0, "legit1", src="127.0.0.92")
+    client.login(1, "legit2", src="127.0.0.92")
     client.ok(f"direct 1 {a} 1 00")
     assert client.recv(0).startswith("frame DIRECT_DELIVER")
     assert time.monotonic() - t0 < 1.0
@@ -300,12 +340,33 @@ def test_slowloris_closed_at_handshake_deadline(relay, client):
         time.sleep(0.05)
 
 
+def documented_log_events():
+    """{event: {levels}} from the tables of docs/relay.md, "Log events"
+    (core events and chatd's own)."""
+    doc = (pathlib.Path(os.environ["SECCHAT_SOURCE_DIR"]) / "docs" / "relay.md").read_text()
+    sect = doc.split("### Log events", 1)[1].split("\n## ", 1)[0]
+    events = {}
+    for m in re.finditer(r"^\| `([a-z_]+)` \| ([^|]+) \|", sect, re.M):
+        levels = set(re.findall(r"\b(debug|info|warn|error)\b", m.group(2)))
+        assert levels, f"no level documented for {m.group(1)}"
+        events.setdefault(m.group(1), set()).update(levels)
+    return events
+
+
 def test_log_content(relay):
     text = relay.log_text()
     lines = text.splitlines()
     assert all(LINE_RE.match(ln) for ln in lines), [ln for ln in lines if not LINE_RE.match(ln)]
+    # Every line is a documented event at a documented level.
+    documented = documented_log_events()
+    assert len(documented) >= 25, sorted(documented)
+    for ln in lines:
+        level, event = ln.split(" ")[1:3]
+        assert event in documented, f"undocumented log event: {ln}"
+        assert level in documented[event], f"{event} at level {level}, documented {documented[event]}"
     for ev in ("start", "listening", "connect", "register", "auth_ok", "auth_fail", "route_open",
                "disconnect", "close", "refused"):
+        assert ev in documented
         assert re.search(rf"^\S+ \w+ {ev} ", text, re.M), f"no {ev} event"
     assert re.search(r" auth_fail .*reason=", text)
     assert re.search(r" close .*reason=(protocol_error|auth_timeout)", text)
@@ -343,6 +404,9 @@ def test_metrics_endpoint(relay):
     assert metric(st, "chatd_auth_failures_total", **{"class": "proof"}) >= 1
     assert metric(st, "chatd_handshakes_total", result="ok") >= 100
     assert metric(st, "chatd_fanout_jobs_total", direction="in") > 0
+    # Jobs did wait in inboxes, not for long on an idle machine (a wrong clock or an
+    # unset queue time would read as hours).
+    assert 0 <= metric(st, "chatd_fanout_lag_max_ms") < 10000
     assert metric(st, "chatd_frames_total", direction="in") > 0
     assert metric(st, "chatd_bytes_total", direction="out") > 0
     assert metric(st, "chatd_syslog_dropped_total") == 0
