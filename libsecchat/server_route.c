@@ -258,7 +258,6 @@ void sc_route_group_send(secchat_server *srv, sc_conn *c, const sc_frame *f)
     memset(&d, 0, sizeof d);
     d.type = SC_FRAME_DELIVER;
     d.u.deliver.route_id = r->id;
-    d.u.deliver.from_uid = c->uid;
     d.u.deliver.blob = f->u.group_send.blob;
     size_t blen;
     secchat_ssize padded = sc_srv_fan_frame(srv, &d, &blen);
