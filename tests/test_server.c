@@ -1243,8 +1243,13 @@ START_TEST(test_idle_ping)
   sim_ping(a, 1);
   sim_expect(a, SC_FRAME_PONG, NULL);
   uint64_t t = NOW;
-  advance(299999);
+  /* The idle deadline moved later: re-filed lazily, so the heap may still
+   * hold the old (earlier) one; never a later one. */
+  ck_assert_uint_le(secchat_server_next_timeout(S), t + 300000);
+  advance(299999); /* passes the old deadline: nothing fires, re-filed */
   ck_assert(!a->closed);
+  ck_assert_uint_eq(stats().timeouts_idle, 0);
+  ck_assert_uint_eq(secchat_server_next_timeout(S), t + 300000);
   advance(t + 300000 - NOW);
   ck_assert(a->closed);
   expect_bye(a, SC_BYE_IDLE);
