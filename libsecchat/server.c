@@ -403,8 +403,10 @@ static void queue_commit(secchat_server *srv, sc_conn *c, size_t n)
   }
 }
 
-/* Encrypt one padded plaintext into c's queue: pt == NULL means it is
- * already in place (at the reserved spot, written by fill). */
+/* Queue one transport message to c. pt == NULL (one recipient): body is
+ * padded straight into the queue and encrypted in place; otherwise pt is a
+ * padded plaintext shared by many recipients, encrypted out of place into
+ * the queue and left unchanged. */
 static int send_sealed(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded,
                        const uint8_t *body, size_t len)
 {
