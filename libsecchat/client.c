@@ -1042,11 +1042,10 @@ static void on_deliver(secchat_client *c, const sc_frame *f)
   }
   secchat_client_event *ev = sc_client_event(c, SECCHAT_CLIENT_EV_GROUP_DELIVER,
                                              f->u.deliver.blob.p, f->u.deliver.blob.len, NULL, 0);
-  if (ev != NULL) {
+  /* No uid: DELIVER names no sender (the relay's word would not be
+   * trusted anyway); the author is in the blob, verified by the group layer. */
+  if (ev != NULL)
     memcpy(ev->key, f->u.deliver.route_id, SECCHAT_ROUTE_ID_BYTES);
-    ev->has_uid = 1;
-    memcpy(ev->uid, f->u.deliver.from_uid, SECCHAT_UID_BYTES);
-  }
 }
 
 static void on_presence(secchat_client *c, const sc_frame *f)

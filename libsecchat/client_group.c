@@ -139,8 +139,8 @@ void sc_client_group_pairwise(secchat_client *c, const uint8_t uid[SECCHAT_UID_B
 
 void sc_client_group_deliver(secchat_client *c, const sc_frame *f)
 {
-  (void)sc_group_on_deliver(c->grp, f->u.deliver.route_id, f->u.deliver.from_uid,
-                            f->u.deliver.blob.p, f->u.deliver.blob.len, c->now);
+  (void)sc_group_on_deliver(c->grp, f->u.deliver.route_id, f->u.deliver.blob.p,
+                            f->u.deliver.blob.len, c->now);
   pump(c);
 }
 

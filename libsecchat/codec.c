@@ -19,12 +19,12 @@ _Static_assert(SECCHAT_MAX_TRANSPORT_PLAINTEXT ==
                "plaintext = Noise message - AEAD tag");
 _Static_assert(SECCHAT_MAX_FRAME_BODY == SECCHAT_MAX_TRANSPORT_PLAINTEXT - 2,
                "body = plaintext - u16 length");
-_Static_assert(SC_GROUP_SEND_ENVELOPE == 45 && SC_DELIVER_ENVELOPE == 58, "group envelopes");
+_Static_assert(SC_GROUP_SEND_ENVELOPE == 45 && SC_DELIVER_ENVELOPE == 36, "group envelopes");
 _Static_assert(SC_DIRECT_ENVELOPE == 33 && SC_DIRECT_DELIVER_ENVELOPE == 4123, "direct envelopes");
 /* The largest blob fits the larger envelope exactly; one more byte does not. */
 _Static_assert(SC_MAX(SC_GROUP_SEND_ENVELOPE, SC_DELIVER_ENVELOPE) +
                        SC_MP_BIN_SIZE(SC_MAX_GROUP_BLOB) == SECCHAT_MAX_FRAME_BODY,
-               "SC_MAX_GROUP_BLOB fills a DELIVER body exactly");
+               "SC_MAX_GROUP_BLOB fills a worst-case GROUP_SEND body exactly");
 _Static_assert(SC_MAX(SC_DIRECT_ENVELOPE, SC_DIRECT_DELIVER_ENVELOPE) +
                        SC_MP_BIN_SIZE(SC_MAX_DIRECT_BLOB) == SECCHAT_MAX_FRAME_BODY,
                "SC_MAX_DIRECT_BLOB fills a DIRECT_DELIVER body exactly");
@@ -245,9 +245,8 @@ static const schema schemas[] = {
      {FIXED(auth_ok.uid, SECCHAT_UID_BYTES), UINT(auth_ok.expires_s, 0)}},
     {SC_FRAME_LOOKUP_RESULT, "LOOKUP_RESULT", 1,
      {{F_TOKENS, OFF(lookup_result), 1, SC_MAX_LOOKUP_TOKENS}}},
-    {SC_FRAME_DELIVER, "DELIVER", 3,
-     {FIXED(deliver.route_id, SECCHAT_ROUTE_ID_BYTES), FIXED(deliver.from_uid, SECCHAT_UID_BYTES),
-      BIN(deliver.blob, 1, SC_MAX_GROUP_BLOB)}},
+    {SC_FRAME_DELIVER, "DELIVER", 2,
+     {FIXED(deliver.route_id, SECCHAT_ROUTE_ID_BYTES), BIN(deliver.blob, 1, SC_MAX_GROUP_BLOB)}},
     {SC_FRAME_DIRECT_DELIVER, "DIRECT_DELIVER", 3,
      {FIXED(direct_deliver.from_uid, SECCHAT_UID_BYTES), TOKEN(direct_deliver.from_token),
       BIN(direct_deliver.blob, 1, SC_MAX_DIRECT_BLOB)}},

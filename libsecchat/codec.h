@@ -113,7 +113,7 @@ typedef enum sc_frame_type {
   SC_FRAME_TOKEN = 64,          /* [64, token] */
   SC_FRAME_AUTH_OK = 65,        /* [65, uid, expires_s] */
   SC_FRAME_LOOKUP_RESULT = 66,  /* [66, [token...]] */
-  SC_FRAME_DELIVER = 67,        /* [67, route_id, from_uid, blob] */
+  SC_FRAME_DELIVER = 67,        /* [67, route_id, blob] */
   SC_FRAME_DIRECT_DELIVER = 68, /* [68, from_uid, from_token, blob] */
   SC_FRAME_PRESENCE = 69,       /* [69, route_id, uid, online] */
   SC_FRAME_RELAYED = 70,        /* [70, ref] */
@@ -164,14 +164,14 @@ typedef enum sc_bye_reason {
  * worst (9-byte ref); the array header and type are 1 byte each. */
 #define SC_GROUP_SEND_ENVELOPE \
   (2u + SC_MP_UINT_MAX_BYTES + SC_MP_BIN_SIZE(SECCHAT_ROUTE_ID_BYTES))
-#define SC_DELIVER_ENVELOPE \
-  (2u + SC_MP_BIN_SIZE(SECCHAT_ROUTE_ID_BYTES) + SC_MP_BIN_SIZE(SECCHAT_UID_BYTES))
+#define SC_DELIVER_ENVELOPE (2u + SC_MP_BIN_SIZE(SECCHAT_ROUTE_ID_BYTES))
 #define SC_DIRECT_ENVELOPE (2u + SC_MP_UINT_MAX_BYTES + SC_MP_BIN_SIZE(SECCHAT_UID_BYTES))
 #define SC_DIRECT_DELIVER_ENVELOPE \
   (2u + SC_MP_BIN_SIZE(SECCHAT_UID_BYTES) + SC_MP_STR_SIZE(SECCHAT_MAX_TOKEN_BYTES))
 
-/* 65517 - 58 - 3 (bin16 header) = 65456: DELIVER is the larger envelope. */
-#define SC_MAX_GROUP_BLOB 65456u
+/* 65517 - 45 - 3 (bin16 header) = 65469: GROUP_SEND is the larger envelope
+ * (DELIVER carries no sender uid: 36). */
+#define SC_MAX_GROUP_BLOB 65469u
 /* 65517 - 4123 - 3 = 61391: DIRECT_DELIVER carries a 4096-byte token. */
 #define SC_MAX_DIRECT_BLOB 61391u
 /* 15 * (3 + 4096) + 3 = 61488 <= 65517; 16 would need an array16 header
@@ -241,7 +241,7 @@ typedef struct sc_frame {
       sc_str tokens[SC_MAX_LOOKUP_TOKENS];
     } lookup_result;
     struct {
-      const uint8_t *route_id, *from_uid;
+      const uint8_t *route_id;
       sc_bin blob;
     } deliver;
     struct {

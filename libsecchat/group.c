@@ -1266,8 +1266,7 @@ void grp_deliver_content(sc_group *g, grp_chat *c, const sc_sk_inner *in,
   }
 }
 
-static void stash_blob(grp_chat *c, const uint8_t route[32], const uint8_t from[20],
-                       const uint8_t *blob, size_t len)
+static void stash_blob(grp_chat *c, const uint8_t route[32], const uint8_t *blob, size_t len)
 {
   uint8_t *copy = malloc(len);
   if (!copy)
@@ -1286,7 +1285,6 @@ static void stash_blob(grp_chat *c, const uint8_t route[32], const uint8_t from[
   }
   grp_pblob *p = &c->pblob[c->npblob++];
   memcpy(p->route, route, 32);
-  memcpy(p->from, from, 20);
   p->blob = copy;
   p->len = len;
 }
@@ -1313,23 +1311,29 @@ static grp_chat *chat_by_route(const sc_group *g, const uint8_t route[32])
   return NULL;
 }
 
-static int deliver(sc_group *g, grp_chat *c, const uint8_t route_id[32], const uint8_t from_uid[20],
-                   const uint8_t *blob, size_t len, uint64_t now, int retry)
+/* The sender is the envelope header's sender_uid: the relay attests none
+ * (DELIVER carries no sender, docs/protocol.md 2.2). It is only a claim
+ * until sc_sk_open: the chain looked up under it must open the blob, and
+ * the signature (sender key of that member) binds header and inner author,
+ * so a blob re-labelled with another member's uid fails there. */
+static int deliver(sc_group *g, grp_chat *c, const uint8_t route_id[32], const uint8_t *blob,
+                   size_t len, uint64_t now, int retry)
 {
   sc_sk_header h;
   int rc = sc_sk_parse_blob(blob, len, &h);
   if (rc) {
     g->st.decrypt_fail++;
-    grp_warn(g, c, rc, from_uid);
+    grp_warn(g, c, rc, NULL);
     return rc;
   }
-  if (grp_is_me(g, h.sender_uid))
+  const uint8_t *from_uid = h.sender_uid;
+  if (grp_is_me(g, from_uid))
     return 0; /* my own post echoed */
-  grp_member *m = grp_member_find(c, h.sender_uid);
-  if (!m || !m->has_peer || memcmp(from_uid, h.sender_uid, 20) != 0) {
-    if (m && !m->has_peer && memcmp(from_uid, h.sender_uid, 20) == 0 && m->current) {
+  grp_member *m = grp_member_find(c, from_uid);
+  if (!m || !m->has_peer) {
+    if (m && m->current) {
       if (!retry)
-        stash_blob(c, route_id, from_uid, blob, len);
+        stash_blob(c, route_id, blob, len);
       send_keyreq(g, c, m, h.epoch, h.chain_id, now);
       return SECCHAT_ERR_NOT_FOUND;
     }
@@ -1345,7 +1349,7 @@ static int deliver(sc_group *g, grp_chat *c, const uint8_t route_id[32], const u
   rc = sc_sk_open(&m->peer, route_id, blob, len, work, cap, &o);
   if (rc == SECCHAT_ERR_NOT_FOUND) {
     if (!retry)
-      stash_blob(c, route_id, from_uid, blob, len);
+      stash_blob(c, route_id, blob, len);
     if (m->current && !m->leaving)
       send_keyreq(g, c, m, h.epoch, h.chain_id, now);
   } else if (rc == SECCHAT_ERR_REPLAY) {
@@ -1381,17 +1385,17 @@ static int deliver(sc_group *g, grp_chat *c, const uint8_t route_id[32], const u
   return rc;
 }
 
-int sc_group_on_deliver(sc_group *g, const uint8_t route_id[32], const uint8_t from_uid[20],
-                        const uint8_t *blob, size_t len, uint64_t now)
+int sc_group_on_deliver(sc_group *g, const uint8_t route_id[32], const uint8_t *blob, size_t len,
+                        uint64_t now)
 {
-  if (!g || !route_id || !from_uid || (!blob && len))
+  if (!g || !route_id || (!blob && len))
     return SECCHAT_ERR_INVALID_ARGUMENT;
   grp_chat *c = chat_by_route(g, route_id);
   if (!c || c->state != SC_GRP_ACTIVE) {
     g->st.unsolicited++;
     return SECCHAT_ERR_NOT_FOUND;
   }
-  return deliver(g, c, route_id, from_uid, blob, len, now, 0);
+  return deliver(g, c, route_id, blob, len, now, 0);
 }
 
 /* Retry stashed blobs after a new chain arrived. */
@@ -1404,7 +1408,7 @@ static void retry_pending(sc_group *g, grp_chat *c, uint64_t now)
   for (uint32_t i = 0; i < n; i++) {
     int rc = SECCHAT_ERR_NOT_FOUND;
     if (c->state == SC_GRP_ACTIVE)
-      rc = deliver(g, c, tmp[i].route, tmp[i].from, tmp[i].blob, tmp[i].len, now, 1);
+      rc = deliver(g, c, tmp[i].route, tmp[i].blob, tmp[i].len, now, 1);
     if (rc == SECCHAT_ERR_NOT_FOUND && c->npblob < SC_GRP_PENDING_BLOBS)
       c->pblob[c->npblob++] = tmp[i];
     else

@@ -11,7 +11,9 @@
  * from the host:
  *  - sc_group_on_pairwise(): a payload that arrived over an AUTHENTICATED
  *    pairwise channel; from_uid MUST be the peer uid the channel verified;
- *  - sc_group_on_deliver(): a group blob the relay delivered on a route;
+ *  - sc_group_on_deliver(): a group blob the relay delivered on a route
+ *    (the relay names no sender: the blob's envelope header does, and
+ *    only a successful open under that member's chain confirms it);
  *  - sc_group_on_presence(): the relay's presence report for a route.
  * Outputs are polled: sc_group_next_action() (things the host must send)
  * and sc_group_next_event() (things to show). Both queues are bounded
@@ -226,8 +228,8 @@ void sc_group_tick(sc_group *g, uint64_t now);
 
 int sc_group_on_pairwise(sc_group *g, const uint8_t from_uid[20], const uint8_t *p, size_t len,
                          uint64_t now);
-int sc_group_on_deliver(sc_group *g, const uint8_t route_id[32], const uint8_t from_uid[20],
-                        const uint8_t *blob, size_t len, uint64_t now);
+int sc_group_on_deliver(sc_group *g, const uint8_t route_id[32], const uint8_t *blob, size_t len,
+                        uint64_t now);
 void sc_group_on_presence(sc_group *g, const uint8_t route_id[32], const uint8_t uid[20],
                           int online, uint64_t now);
 

@@ -98,7 +98,7 @@ typedef struct grp_hist {
 } grp_hist;
 
 typedef struct grp_pblob {
-  uint8_t route[32], from[20];
+  uint8_t route[32]; /* the sender is in the blob's header */
   uint8_t *blob;
   size_t len;
 } grp_pblob;

@@ -233,7 +233,11 @@ static uint64_t conn_deadline(const secchat_server *srv, const sc_conn *c)
   return d;
 }
 
-static void heap_update(secchat_server *srv, sc_conn *c)
+/* File c under its earliest deadline. lazy: a deadline that only moved
+ * later (the idle deadline after received bytes: every frame) keeps the
+ * older, earlier key, so the hot receive path does no heap work; when that
+ * key comes due, fire() finds nothing due and re-files c exactly. */
+static void heap_update(secchat_server *srv, sc_conn *c, int lazy)
 {
   uint64_t d = conn_deadline(srv, c);
   if (d == UINT64_MAX) {
@@ -248,10 +252,12 @@ static void heap_update(secchat_server *srv, sc_conn *c)
     return;
   }
   uint64_t old = c->heap_key;
+  if (d == old || (lazy && d > old))
+    return;
   c->heap_key = d;
   if (d < old)
     heap_up(srv, c->heap_idx);
-  else if (d > old)
+  else
     heap_down(srv, c->heap_idx);
 }
 
@@ -397,22 +403,28 @@ static void queue_commit(secchat_server *srv, sc_conn *c, size_t n)
   }
 }
 
-int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len)
+/* Queue one transport message to c. pt == NULL (one recipient): body is
+ * padded straight into the queue and encrypted in place; otherwise pt is a
+ * padded plaintext shared by many recipients, encrypted out of place into
+ * the queue and left unchanged. */
+static int send_sealed(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded,
+                       const uint8_t *body, size_t len)
 {
   if (c->state == SC_ST_CLOSING || c->state < SC_ST_AUTHWAIT)
     return SECCHAT_ERR_INVALID_STATE;
-  size_t padded = sc_padded_size(len);
-  if (padded == 0)
-    return SECCHAT_ERR_TOO_LONG;
   size_t wire = padded + SC_NOISE_TAGLEN;
   uint8_t *p = queue_reserve(srv, c, SECCHAT_FRAME_PREFIX_BYTES + wire);
   if (p == NULL)
     return SECCHAT_ERR_QUEUE_FULL;
-  uint8_t *pt = p + SECCHAT_FRAME_PREFIX_BYTES;
+  uint8_t *ct = p + SECCHAT_FRAME_PREFIX_BYTES;
   size_t outlen = 0;
-  int rc = (int)sc_pad(pt, padded, body, len);
+  int rc = 0;
+  if (pt == NULL) { /* one recipient: pad in the queue, encrypt in place */
+    rc = (int)sc_pad(ct, padded, body, len);
+    pt = ct;
+  }
   if (rc >= 0)
-    rc = sc_noise_transport_encrypt(&conn_secrets(srv, c)->u.t, pt, padded, pt, wire, &outlen);
+    rc = sc_noise_transport_encrypt(&conn_secrets(srv, c)->u.t, pt, padded, ct, wire, &outlen);
   if (rc < 0) { /* nonce exhaustion: nothing sane to send any more */
     sc_srv_condemn(srv, c, 0, 0, rc);
     return rc;
@@ -420,6 +432,32 @@ int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_
   sc_frame_prefix(p, (uint32_t)outlen);
   queue_commit(srv, c, SECCHAT_FRAME_PREFIX_BYTES + outlen);
   return 0;
+}
+
+int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len)
+{
+  size_t padded = sc_padded_size(len);
+  if (padded == 0)
+    return SECCHAT_ERR_TOO_LONG;
+  return send_sealed(srv, c, NULL, padded, body, len);
+}
+
+int sc_srv_send_padded(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded)
+{
+  return send_sealed(srv, c, pt, padded, NULL, 0);
+}
+
+secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f, size_t *body_len)
+{
+  secchat_ssize n = sc_frame_encode(f, srv->fan + 2, SECCHAT_MAX_FRAME_BODY);
+  if (n < 0)
+    return n;
+  size_t padded = sc_padded_size((size_t)n);
+  srv->fan[0] = (uint8_t)((size_t)n >> 8);
+  srv->fan[1] = (uint8_t)n;
+  memset(srv->fan + 2 + n, 0, padded - 2 - (size_t)n);
+  *body_len = (size_t)n;
+  return (secchat_ssize)padded;
 }
 
 int sc_srv_send_frame(secchat_server *srv, sc_conn *c, const sc_frame *f)
@@ -604,7 +642,7 @@ int secchat_server_new(secchat_server **out, const secchat_server_config *cfg)
   srv->heap = sc_srv_calloc(srv, (size_t)cfg->max_conns * sizeof *srv->heap);
   srv->logs = sc_srv_calloc(srv, SC_LOG_RING * sizeof *srv->logs);
   srv->rx = sc_srv_alloc(srv, SECCHAT_MAX_WIRE_MESSAGE);
-  srv->fan = sc_srv_alloc(srv, SECCHAT_MAX_FRAME_BODY);
+  srv->fan = sc_srv_alloc(srv, SECCHAT_MAX_TRANSPORT_PLAINTEXT);
   srv->ctl = sc_srv_alloc(srv, SECCHAT_MAX_FRAME_BODY);
   srv->tokbuf = sc_srv_alloc(srv, SECCHAT_MAX_TOKEN_BYTES + 1);
   srv->src = sc_srv_calloc(srv, SC_SRC_BUCKETS * sizeof *srv->src);
@@ -720,7 +758,7 @@ int secchat_server_conn_open(secchat_server *srv, uint64_t *conn, const uint8_t 
   srv->conns[slot] = c;
   srv->nlive++;
   srv->st.conns_total++;
-  heap_update(srv, c);
+  heap_update(srv, c, 0);
   *conn = c->id;
   sc_srv_log(srv, SECCHAT_LOG_DEBUG, "connect", c, 0, 0, 0);
   return 0;
@@ -1157,7 +1195,7 @@ secchat_ssize secchat_server_conn_recv(secchat_server *srv, uint64_t conn, const
     } else {
       c->frame_start_ms = 0;
     }
-    heap_update(srv, c);
+    heap_update(srv, c, 1);
   }
   settle(srv);
   return (secchat_ssize)len;
@@ -1359,7 +1397,7 @@ static void fire(secchat_server *srv, sc_conn *c)
     sc_srv_condemn(srv, c, SC_BYE_TOKEN_EXPIRED, 1, SECCHAT_ERR_TOKEN_EXPIRED);
   }
   if (c->state != SC_ST_CLOSING)
-    heap_update(srv, c);
+    heap_update(srv, c, 0);
 }
 
 void secchat_server_on_timeout(secchat_server *srv, uint64_t now_ms)

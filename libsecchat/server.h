@@ -192,7 +192,7 @@ struct secchat_server {
   sc_conn *doomed;    /* condemned, detach pending */
 
   uint8_t *rx;        /* decrypted plaintext, SECCHAT_MAX_TRANSPORT_PLAINTEXT */
-  uint8_t *fan;       /* body encoded once for many recipients */
+  uint8_t *fan;       /* padded plaintext made once for many recipients */
   uint8_t *ctl;       /* body of a single reply */
   char *tokbuf;       /* issued token, SECCHAT_MAX_TOKEN_BYTES + 1 */
 
@@ -225,6 +225,16 @@ int sc_bucket_take(sc_bucket *b, uint64_t rate, uint64_t burst, uint64_t period_
  * which c may be condemned (slow consumer). */
 int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len);
 int sc_srv_send_frame(secchat_server *srv, sc_conn *c, const sc_frame *f);
+/* Fanout: sc_srv_fan_frame encodes f and pads it once into srv->fan (the
+ * body is at srv->fan + 2, *body_len bytes) and returns the padded size or
+ * a codec error; sc_srv_send_padded then encrypts such a padded plaintext
+ * (not modified) straight into each recipient's queue, so per recipient
+ * there is no copy of the plaintext, only the AEAD. Errors as
+ * sc_srv_send_body. srv->fan stays valid until the next sc_srv_fan_frame:
+ * nothing on the send path re-encodes into it (condemned connections are
+ * detached later, in settle()). */
+secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f, size_t *body_len);
+int sc_srv_send_padded(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded);
 void sc_srv_send_error(secchat_server *srv, sc_conn *c, uint64_t code, uint64_t ref);
 void sc_srv_condemn(secchat_server *srv, sc_conn *c, int bye_reason, int flush, int cause);
 void sc_srv_log(secchat_server *srv, int level, const char *event, const sc_conn *c, int code,

@@ -2,9 +2,9 @@
  * connections), the online directory (uid and name -> connection), and the
  * relay of GROUP_SEND / DIRECT, LOOKUP and PRESENCE (docs/relay.md).
  *
- * Hot path: a GROUP_SEND's DELIVER body is encoded once into srv->fan; per
- * recipient only padding and the transport encryption happen, directly in
- * the recipient's output queue. Nothing here closes a connection in the
+ * Hot path: a GROUP_SEND's DELIVER body is encoded and padded once into
+ * srv->fan; per recipient only the transport encryption happens, from that
+ * shared plaintext directly into the recipient's output queue. Nothing here closes a connection in the
  * middle of an iteration: a recipient that overflows is only condemned, and
  * detached at the end of the public call (server.c, settle()). */
 #include "server.h"
@@ -44,13 +44,14 @@ void sc_route_presence(secchat_server *srv, sc_route *r, const sc_conn *except,
   f.u.presence.route_id = r->id;
   f.u.presence.uid = uid;
   f.u.presence.online = online != 0;
-  secchat_ssize n = sc_frame_encode(&f, srv->fan, SECCHAT_MAX_FRAME_BODY);
-  if (n < 0)
+  size_t blen;
+  secchat_ssize padded = sc_srv_fan_frame(srv, &f, &blen);
+  if (padded < 0)
     return;
   for (uint32_t i = r->n; i-- > 0;) {
     sc_conn *m = r->members[i];
     if (m != except && m->state != SC_ST_CLOSING)
-      (void)sc_srv_send_body(srv, m, srv->fan, (size_t)n);
+      (void)sc_srv_send_padded(srv, m, srv->fan, (size_t)padded);
   }
 }
 
@@ -257,10 +258,10 @@ void sc_route_group_send(secchat_server *srv, sc_conn *c, const sc_frame *f)
     memset(&d, 0, sizeof d);
     d.type = SC_FRAME_DELIVER;
     d.u.deliver.route_id = r->id;
-    d.u.deliver.from_uid = c->uid;
     d.u.deliver.blob = f->u.group_send.blob;
-    secchat_ssize n = sc_frame_encode(&d, srv->fan, SECCHAT_MAX_FRAME_BODY);
-    if (n < 0) { /* cannot happen: the limits are derived so that it fits */
+    size_t blen;
+    secchat_ssize padded = sc_srv_fan_frame(srv, &d, &blen);
+    if (padded < 0) { /* cannot happen: the limits are derived so that it fits */
       sc_srv_send_error(srv, c, SC_WIRE_FRAME_TOO_LARGE, ref);
       return;
     }
@@ -268,11 +269,11 @@ void sc_route_group_send(secchat_server *srv, sc_conn *c, const sc_frame *f)
       sc_conn *m = r->members[i];
       if (m == c || m->state == SC_ST_CLOSING)
         continue;
-      if (sc_srv_send_body(srv, m, srv->fan, (size_t)n) == 0)
+      if (sc_srv_send_padded(srv, m, srv->fan, (size_t)padded) == 0)
         srv->st.deliveries++;
     }
     if (r->rn > 0)
-      sc_fan_deliver(srv, r, srv->fan, (size_t)n);
+      sc_fan_deliver(srv, r, srv->fan + 2, blen);
   }
   srv->st.relayed++;
   sc_frame a;

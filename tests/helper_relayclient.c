@@ -370,9 +370,8 @@ static void describe(const uint8_t *body, size_t len, char *out, size_t cap)
              (unsigned long long)f.u.auth_ok.expires_s);
     break;
   case SC_FRAME_DELIVER:
-    hex(h2, f.u.deliver.from_uid, 20);
     hex(h1, f.u.deliver.blob.p, f.u.deliver.blob.len);
-    snprintf(out, cap, "frame DELIVER route=%u from=%s blob=%s", f.u.deliver.route_id[31], h2, h1);
+    snprintf(out, cap, "frame DELIVER route=%u blob=%s", f.u.deliver.route_id[31], h1);
     break;
   case SC_FRAME_DIRECT_DELIVER:
     hex(h2, f.u.direct_deliver.from_uid, 20);

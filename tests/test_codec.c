@@ -320,7 +320,6 @@ static sc_frame sample(int type, unsigned v)
     break;
   case SC_FRAME_DELIVER:
     f.u.deliver.route_id = ROUTE;
-    f.u.deliver.from_uid = UID1;
     f.u.deliver.blob = B(BLOB, bl);
     break;
   case SC_FRAME_DIRECT_DELIVER:
@@ -434,7 +433,7 @@ START_TEST(known_encodings)
       {SC_FRAME_LOOKUP_RESULT, 0, "92 42 90"},
       {SC_FRAME_GROUP_SEND, 1, "94 08 cd012c c420 R32X77 c4ff"},
       {SC_FRAME_DIRECT, 0, "94 09 01 c414 R20X66 c401 00"},
-      {SC_FRAME_DELIVER, 0, "94 43 c420 R32X77 c414 R20X55 c401 00"},
+      {SC_FRAME_DELIVER, 0, "93 43 c420 R32X77 c401 00"},
       {SC_FRAME_DIRECT_DELIVER, 0, "94 44 c414 R20X66 a1 61 c401 00"},
       {SC_FRAME_PRESENCE, 0, "94 45 c420 R32X77 c414 R20X66 c3"},
       {SC_FRAME_RELAYED, 0, "92 46 01"},
@@ -474,8 +473,10 @@ START_TEST(limits_derivation)
 {
   /* Recomputed here from the layers, independently of codec.h's asserts. */
   ck_assert_uint_eq(SECCHAT_MAX_WIRE_MESSAGE - 16 - 2, SECCHAT_MAX_FRAME_BODY);
-  /* DELIVER: 94 43 c420<32> c414<20> c5 hhhh <blob> */
-  ck_assert_uint_eq(1 + 1 + 34 + 22 + 3 + SC_MAX_GROUP_BLOB, SECCHAT_MAX_FRAME_BODY);
+  /* GROUP_SEND with a 9-byte ref: 94 08 cf<8> c420<32> c5 hhhh <blob>; DELIVER
+   * (93 43 c420<32> c5 hhhh <blob>) is 9 bytes shorter, so it always fits */
+  ck_assert_uint_eq(1 + 1 + 9 + 34 + 3 + SC_MAX_GROUP_BLOB, SECCHAT_MAX_FRAME_BODY);
+  ck_assert_uint_eq(1 + 1 + 34 + 3 + SC_MAX_GROUP_BLOB, SECCHAT_MAX_FRAME_BODY - 9);
   /* DIRECT_DELIVER: 94 44 c414<20> da1000<4096> c5 hhhh <blob> */
   ck_assert_uint_eq(1 + 1 + 22 + 3 + 4096 + 3 + SC_MAX_DIRECT_BLOB, SECCHAT_MAX_FRAME_BODY);
   /* LOOKUP_RESULT: 92 42 9f (da1000<4096>)x15 */
@@ -489,19 +490,21 @@ static uint8_t g_out[SECCHAT_MAX_FRAME_BODY + 64];
 
 START_TEST(limits_blob)
 {
-  sc_frame f = sample(SC_FRAME_DELIVER, 0), g;
-  f.u.deliver.blob.len = SC_MAX_GROUP_BLOB;
+  sc_frame f = sample(SC_FRAME_GROUP_SEND, 2), g; /* 9-byte ref: the worst case */
+  f.u.group_send.blob.len = SC_MAX_GROUP_BLOB;
   secchat_ssize n = sc_frame_encode(&f, g_out, sizeof g_out);
   ck_assert_int_eq(n, SECCHAT_MAX_FRAME_BODY); /* fills a body exactly */
   ck_assert_int_eq(sc_frame_decode(&g, g_out, (size_t)n), 0);
-  f.u.deliver.blob.len = SC_MAX_GROUP_BLOB + 1;
+  f.u.group_send.blob.len = SC_MAX_GROUP_BLOB + 1;
   ck_assert_int_eq(sc_frame_encode(&f, g_out, sizeof g_out), SECCHAT_ERR_FRAME_TOO_LARGE);
 
-  f = sample(SC_FRAME_GROUP_SEND, 2); /* 9-byte ref: the worst case */
-  f.u.group_send.blob.len = SC_MAX_GROUP_BLOB;
+  /* The relay's DELIVER of the largest blob a client may send fits. */
+  f = sample(SC_FRAME_DELIVER, 0);
+  f.u.deliver.blob.len = SC_MAX_GROUP_BLOB;
   n = sc_frame_encode(&f, g_out, sizeof g_out);
-  ck_assert_int_eq(n, SECCHAT_MAX_FRAME_BODY - (58 - 45));
-  f.u.group_send.blob.len = SC_MAX_GROUP_BLOB + 1;
+  ck_assert_int_eq(n, SECCHAT_MAX_FRAME_BODY - (45 - 36));
+  ck_assert_int_eq(sc_frame_decode(&g, g_out, (size_t)n), 0);
+  f.u.deliver.blob.len = SC_MAX_GROUP_BLOB + 1;
   ck_assert_int_eq(sc_frame_encode(&f, g_out, sizeof g_out), SECCHAT_ERR_BAD_LENGTH);
   f.u.group_send.blob.len = 0;
   ck_assert_int_eq(sc_frame_encode(&f, g_out, sizeof g_out), SECCHAT_ERR_BAD_LENGTH);

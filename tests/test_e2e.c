@@ -30,6 +30,7 @@
 #include "identity.h"
 #include "mp.h"
 #include "rng.h"
+#include "senderkey.h"
 #include "testutil.h"
 
 #define T0 1800000000000ull
@@ -567,9 +568,14 @@ static int frame_matches(const evil *e, const uint8_t *body, size_t len)
   sc_frame f;
   if (sc_frame_decode(&f, body, len) != 0 || (int)f.type != e->type)
     return 0;
-  const uint8_t *from = f.type == SC_FRAME_DELIVER          ? f.u.deliver.from_uid
-                        : f.type == SC_FRAME_DIRECT_DELIVER ? f.u.direct_deliver.from_uid
-                                                            : NULL;
+  /* A DELIVER names no sender: the relay reads the (unauthenticated)
+   * sender uid of the sender-key envelope, as a hostile relay could. */
+  sc_sk_header h;
+  const uint8_t *from = f.type == SC_FRAME_DIRECT_DELIVER ? f.u.direct_deliver.from_uid
+                        : f.type == SC_FRAME_DELIVER &&
+                                sc_sk_parse_blob(f.u.deliver.blob.p, f.u.deliver.blob.len, &h) == 0
+                            ? h.sender_uid
+                            : NULL;
   if (e->except != NULL && from != NULL && memcmp(from, e->except, 20) == 0)
     return 0;
   if (e->from == NULL)
@@ -1108,16 +1114,26 @@ END_TEST
 
 /* ---- hostile relay: re-post onto another route (C5), another sender (C6) -------------------- */
 
+/* from: the sender to claim (alt instead if the blob is from's own). */
 static size_t reencode_deliver(const uint8_t *body, size_t len, const uint8_t *route,
-                               const uint8_t *from, uint8_t *out, size_t cap)
+                               const uint8_t *from, const uint8_t *alt, uint8_t *out, size_t cap)
 {
+  static uint8_t blob[SECCHAT_MAX_FRAME_BODY];
   sc_frame f;
   ck_assert_int_eq(sc_frame_decode(&f, body, len), 0);
   ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
   if (route != NULL)
     f.u.deliver.route_id = route;
-  if (from != NULL)
-    f.u.deliver.from_uid = from;
+  if (from != NULL) { /* DELIVER names no sender: rewrite the envelope's claim */
+    sc_sk_header h;
+    memcpy(blob, f.u.deliver.blob.p, f.u.deliver.blob.len);
+    ck_assert_int_eq(sc_sk_parse_blob(blob, f.u.deliver.blob.len, &h), 0);
+    if (memcmp(h.sender_uid, from, 20) == 0)
+      from = alt;
+    ck_assert_mem_ne(h.sender_uid, from, 20);
+    memcpy(blob + (h.sender_uid - blob), from, 20);
+    f.u.deliver.blob.p = blob;
+  }
   secchat_ssize n = sc_frame_encode(&f, out, cap);
   ck_assert_int_gt(n, 0);
   return (size_t)n;
@@ -1154,10 +1170,10 @@ START_TEST(test_hostile_repost_other_route)
   static uint8_t out[SECCHAT_MAX_FRAME_BODY];
   for (int i = 0; i < n1; i++) {
     /* C5: chat one's blob re-posted on chat two's route */
-    size_t ol = reencode_deliver(r1.held[i], r1.hlen[i], route2, NULL, out, sizeof out);
+    size_t ol = reencode_deliver(r1.held[i], r1.hlen[i], route2, NULL, NULL, out, sizeof out);
     sc_client_test_inject(b->c, out, ol, NOW);
-    /* C6: claimed by another sender (c, a member of chat one) */
-    ol = reencode_deliver(r1.held[i], r1.hlen[i], NULL, UID(c), out, sizeof out);
+    /* C6: claimed by another sender (c, a member of chat one; a for c's) */
+    ol = reencode_deliver(r1.held[i], r1.hlen[i], NULL, UID(c), UID(a), out, sizeof out);
     sc_client_test_inject(b->c, out, ol, NOW);
   }
   pump();

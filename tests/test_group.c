@@ -301,7 +301,7 @@ static void deliver_pkt(pkt *p)
         if (p->msg >= 0)
           S[p->msg].dropped = 1;
       }
-      (void)sc_group_on_deliver(to->g, p->route, uid(p->from), p->data, p->len, N.now);
+      (void)sc_group_on_deliver(to->g, p->route, p->data, p->len, N.now);
     }
   }
   free(p->data);
@@ -554,7 +554,7 @@ START_TEST(test_leave_remove_rejoin)
     free(work);
   }
   /* Even handed the blob on its old route, node 2 cannot read it. */
-  ck_assert_int_ne(sc_group_on_deliver(N.n[2].g, N.last_route, uid(N.last_from), N.last_blob,
+  ck_assert_int_ne(sc_group_on_deliver(N.n[2].g, N.last_route, N.last_blob,
                                        N.last_blob_len, N.now),
                    0);
   drain_events(2);
@@ -586,7 +586,7 @@ START_TEST(test_leave_remove_rejoin)
                      .body = (const uint8_t *)"after removal", .body_len = 13};
     int64_t bl = sc_sk_seal(&evil_tx, N.n[3].id, evil_route, &p, blob, sizeof blob, id);
     ck_assert_int_gt(bl, 0);
-    ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, evil_route, uid(3), blob, (size_t)bl, N.now),
+    ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, evil_route, blob, (size_t)bl, N.now),
                      SECCHAT_ERR_AUTH);
     drain_events(1);
     sc_sk_sender_wipe(&evil_tx);
@@ -746,7 +746,7 @@ START_TEST(test_oversized_inner_refused)
   ck_assert_int_gt(n, 0);
   ck_assert_uint_gt(n, SC_GRP_MAX_INNER);
   for (int j = 0; j < 2; j++) /* never shown: drain_events would fail */
-    ck_assert_int_ne(sc_group_on_deliver(N.n[j].g, c->route, uid(2), blob, (size_t)n, N.now), 0);
+    ck_assert_int_ne(sc_group_on_deliver(N.n[j].g, c->route, blob, (size_t)n, N.now), 0);
   free(blob);
   pump();
   for (int i = 0; i < 5; i++)
@@ -1092,7 +1092,7 @@ START_TEST(test_history_flood_and_phantom)
                    .body = (const uint8_t *)"phantom", .body_len = 7};
   int64_t bl = sc_sk_seal(&ph, N.n[3].id, c0->route, &p, blob, sizeof blob, id);
   ck_assert_int_gt(bl, 0);
-  ck_assert_int_ne(sc_group_on_deliver(N.n[0].g, c0->route, uid(3), blob, (size_t)bl, N.now), 0);
+  ck_assert_int_ne(sc_group_on_deliver(N.n[0].g, c0->route, blob, (size_t)bl, N.now), 0);
   sc_group_on_presence(N.n[0].g, c0->route, uid(3), 1, N.now);
   pump();
   ck_assert_int_eq(N.pw_seen[3][GRP_T_SKDIST], before);
@@ -1127,7 +1127,7 @@ START_TEST(test_hostile_relay)
   /* Replay the last blob: not shown again. */
   ck_assert_int_eq(send_text(0, chat, 0), 0);
   pump();
-  ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, N.last_route, uid(0), N.last_blob,
+  ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, N.last_route, N.last_blob,
                                        N.last_blob_len, N.now),
                    SECCHAT_ERR_REPLAY);
   /* Re-posted onto chat2's route: AD mismatch. */
@@ -1137,17 +1137,26 @@ START_TEST(test_hostile_relay)
   uint8_t *blob = malloc(N.last_blob_len);
   size_t bl = N.last_blob_len;
   memcpy(blob, N.last_blob, bl);
-  ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, c2->route, uid(0), blob, bl, N.now), 0);
-  /* Claimed by another sender (C6). */
-  ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, N.last_route, uid(2), blob, bl, N.now), 0);
+  ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, c2->route, blob, bl, N.now), 0);
+  /* Claimed by another sender (C6): DELIVER names no sender, so the claim is
+   * the envelope header's sender uid; re-labelled, the blob does not open. */
+  {
+    sc_sk_header h;
+    ck_assert_int_eq(sc_sk_parse_blob(blob, bl, &h), 0);
+    size_t off = (size_t)(h.sender_uid - blob);
+    ck_assert_mem_eq(blob + off, uid(0), 20);
+    memcpy(blob + off, uid(2), 20);
+    ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, N.last_route, blob, bl, N.now), 0);
+    memcpy(blob + off, uid(0), 20);
+  }
   /* Every single-bit flip in a sample of positions fails. */
   for (size_t pos = 0; pos < bl; pos += 7) {
     blob[pos] ^= 0x10;
-    ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, N.last_route, uid(0), blob, bl, N.now), 0);
+    ck_assert_int_ne(sc_group_on_deliver(N.n[1].g, N.last_route, blob, bl, N.now), 0);
     blob[pos] ^= 0x10;
   }
   /* The session continues: the genuine blob still opens. */
-  ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, N.last_route, uid(0), blob, bl, N.now), 0);
+  ck_assert_int_eq(sc_group_on_deliver(N.n[1].g, N.last_route, blob, bl, N.now), 0);
   pump();
   ck_assert_int_gt(N.n[1].warnings, 0);
   free(blob);

@@ -212,7 +212,8 @@ typedef enum secchat_client_event_type {
   SECCHAT_CLIENT_EV_PAIRWISE_FAILED = 18,    /* uid, code; count payloads dropped */
   SECCHAT_CLIENT_EV_RELAY_ERROR = 19,        /* ERROR without ref: detail = code */
   SECCHAT_CLIENT_EV_BYE = 20,                /* detail = BYE reason */
-  SECCHAT_CLIENT_EV_GROUP_DELIVER = 21,      /* key = route id, uid = from, data */
+  SECCHAT_CLIENT_EV_GROUP_DELIVER = 21,      /* key = route id, data (no uid: the
+                                                relay names no sender) */
   SECCHAT_CLIENT_EV_PRESENCE = 22,           /* key = route id, uid, count = online */
   /* group chats (docs/groups.md); chat_id is set on all of them */
   SECCHAT_CLIENT_EV_CHAT_CREATED = 33,

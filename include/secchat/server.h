@@ -255,7 +255,10 @@ SECCHAT_API int secchat_server_fanout_in(secchat_server *srv, const uint8_t *job
 
 /* ---- Deadlines ------------------------------------------------------------ */
 
-/* Earliest pending deadline (absolute now_ms scale), UINT64_MAX if none. */
+/* Earliest pending deadline (absolute now_ms scale), UINT64_MAX if none.
+ * It may be earlier than any real deadline: a deadline that moved later
+ * (received data) is re-filed only when its old time comes due, and
+ * secchat_server_on_timeout() then does nothing but that. */
 SECCHAT_API uint64_t secchat_server_next_timeout(const secchat_server *srv);
 
 /* Run every deadline that is due at now_ms. */

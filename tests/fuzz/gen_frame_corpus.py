@@ -51,7 +51,7 @@ frames = {
     'auth_ok': arr(u(65), bn(UID), u(1700000000)),
     'lookup_result': arr(u(66), arr(s(TOK), s('t2'))),
     'lookup_result_empty': arr(u(66), arr()),
-    'deliver': arr(u(67), bn(ROUTE), bn(UID), bn(b'\x01' * 20)),
+    'deliver': arr(u(67), bn(ROUTE), bn(b'\x01' * 20)),
     'direct_deliver': arr(u(68), bn(UID), s(TOK), bn(b'\x02' * 33)),
     'presence': arr(u(69), bn(ROUTE), bn(UID), b'\xc3'),
     'relayed': arr(u(70), u(300)),
