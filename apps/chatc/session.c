@@ -179,8 +179,10 @@ static void schedule_reconnect(sess *s, const char *why)
   delay = chatc_backoff_next(&s->bo, now);
 
   s->reconnect_at = now + delay + 1;
-  snprintf(detail, sizeof(detail), "%s%sretrying in %.1f s", why ? why : "", why ? "; " : "",
-           delay / 1000.0);
+  /* A reason too long for the status line is cut, not an error. */
+  if (snprintf(detail, sizeof(detail), "%s%sretrying in %.1f s", why ? why : "",
+               why ? "; " : "", delay / 1000.0) < 0)
+    detail[0] = '\0';
   ss_status(s, "reconnecting", detail);
 }
 

@@ -294,7 +294,7 @@ static int open_checked(int dfd, const char *dpath, const char *name, int *fd, c
 int chatc_store_read(const chatc_store *st, const char *name, void *buf, size_t cap, size_t *len,
                      char *err, size_t errlen)
 {
-  int fd, rc;
+  int fd = -1, rc;
 
   *len = 0;
   if ((rc = open_checked(st->dirfd, st->path, name, &fd, err, errlen)) == CHATC_STORE_OK) {
@@ -314,7 +314,7 @@ static int read_alloc_at(int dfd, const char *dpath, const char *name, size_t ma
   struct stat sb;
   uint8_t *buf;
   size_t want;
-  int fd, rc;
+  int fd = -1, rc;
 
   *out = NULL;
   *len = 0;
