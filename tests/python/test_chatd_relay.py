@@ -122,12 +122,14 @@ def test_stolen_token_is_refused_others_unaffected(relay, client):
     assert client.recv(0) == "frame PONG nonce=1"
 
 
-def test_100_concurrent_connections_over_10_addresses(relay):
+def test_100_concurrent_connections_over_20_addresses(relay):
     c = relay.client()
     try:
         uids = {}
         for i in range(100):
-            uids[i] = c.login(i, f"user{i:03d}", src=f"127.0.0.{2 + i // 10}")
+            # 5 per address: two addresses whose keyed hashes share a
+            # registration bucket (docs/relay.md 4) still fit its burst.
+            uids[i] = c.login(i, f"user{i:03d}", src=f"127.0.0.{2 + i // 5}")
         s = relay.metrics()[2]
         assert metric(parse_prometheus(s), "chatd_connections") >= 100
         groups = [list(range(g * 10, g * 10 + 10)) for g in range(10)]
