@@ -59,6 +59,11 @@ void chatd_ipkey_from_sockaddr(chatd_ipkey *k, const struct sockaddr *sa)
   } else if (sa->sa_family == AF_INET6) {
     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
     memcpy(k->b, &in6->sin6_addr, 16); /* v4-mapped is already canonical */
+    /* A native IPv6 source counts as its /64: one host usually holds a
+     * whole /64 and could otherwise take a fresh address per connection
+     * (or registration) and walk past every per-source limit. */
+    if (!IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+      memset(k->b + 8, 0, 8);
   }
 }
 

@@ -4,7 +4,9 @@
  * The acceptor calls chatd_iptable_acquire() for every accepted socket and
  * closes the socket at once when it fails (security.md D2); the worker that
  * owned the connection calls chatd_iptable_release() when it closes it.
- * IPv4-mapped IPv6 sources count as their IPv4 address.
+ * IPv4-mapped IPv6 sources count as their IPv4 address; native IPv6
+ * sources count by their /64 prefix (chatd_ipkey_from_sockaddr), as one
+ * host usually holds a whole /64.
  *
  * Memory: one entry per distinct address with at least one connection, so
  * at most the number of open connections; entries are freed when their
@@ -21,7 +23,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* A source address in canonical form: 16 bytes (IPv4 as ::ffff:a.b.c.d). */
+/* A source in canonical form: 16 bytes (IPv4 as ::ffff:a.b.c.d; IPv6 as
+ * its /64 prefix, the low 64 bits zero). */
 typedef struct chatd_ipkey {
   uint8_t b[16];
 } chatd_ipkey;

@@ -61,6 +61,21 @@ START_TEST(test_v4_mapped_is_v4)
 }
 END_TEST
 
+/* Native IPv6 counts per /64: a host cannot walk past the cap by taking a
+ * fresh address of its /64 per connection. */
+START_TEST(test_v6_counts_per_64)
+{
+  chatd_iptable *t = chatd_iptable_new(1);
+  chatd_ipkey a = key6("2001:db8:1:2::1"), b = key6("2001:db8:1:2:ffff:ffff:ffff:fffe"),
+              c = key6("2001:db8:1:3::1");
+  ck_assert_mem_eq(a.b, b.b, 16);
+  ck_assert_int_eq(chatd_iptable_acquire(t, &a), 1);
+  ck_assert_int_eq(chatd_iptable_acquire(t, &b), 0);
+  ck_assert_int_eq(chatd_iptable_acquire(t, &c), 1);
+  chatd_iptable_free(t);
+}
+END_TEST
+
 START_TEST(test_many_addresses)
 {
   chatd_iptable *t = chatd_iptable_new(2);
@@ -91,6 +106,7 @@ int main(void)
   TCase *tc = tcase_create("iptable");
   tcase_add_test(tc, test_cap_per_address);
   tcase_add_test(tc, test_v4_mapped_is_v4);
+  tcase_add_test(tc, test_v6_counts_per_64);
   tcase_add_test(tc, test_many_addresses);
   suite_add_tcase(s, tc);
   return ctu_run(s);
