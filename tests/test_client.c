@@ -1661,8 +1661,9 @@ START_TEST(test_lookup_events_name_request)
     if (r->type == SECCHAT_CLIENT_EV_LOOKUP_ENTRY) {
       /* an entry belongs to the DONE that follows it */
       const evrec *d = r + 1;
-      while (d->type != SECCHAT_CLIENT_EV_LOOKUP_DONE)
+      while (d < &a->ev[a->nev] && d->type != SECCHAT_CLIENT_EV_LOOKUP_DONE)
         d++;
+      ck_assert_ptr_ne(d, &a->ev[a->nev]);
       if (d->name[0] == '\0') /* a uid lookup */
         ck_assert_mem_eq(r->uid, d->uid, 20);
       else

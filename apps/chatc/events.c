@@ -46,7 +46,7 @@ static chatc_ev_gap *hist_gaps(sess *s, const uint8_t chat[16], size_t *n,
   if (k <= 0)
     return NULL;
   if (k > (int)CHATC_GAPS_MAX)
-    k = (int)CHATC_GAPS_MAX; /* the rest: the most prolific authors are listed */
+    k = (int)CHATC_GAPS_MAX; /* the first authors (in order of first appearance) */
   out = calloc((size_t)k, sizeof(*out));
   *ubufs = calloc((size_t)k, SECCHAT_UID_STRING_BYTES);
   if (out == NULL || *ubufs == NULL) {
@@ -83,7 +83,9 @@ static void hist_gaps_free(sess *s, chatc_ev_gap *g, size_t n)
  * shaped like a `message` event, and the chat's known gaps. */
 void ss_hist_reply(sess *s, hist_wait *w)
 {
-  size_t cap = w->limit ? w->limit : 50, ngaps = 0;
+  /* The library's store holds at most 4,096 items per chat: a larger
+   * limit would only make the three arrays below larger. */
+  size_t cap = w->limit ? (w->limit < 4096 ? w->limit : 4096) : 50, ngaps = 0;
   secchat_chat_message *ms = calloc(cap, sizeof(*ms));
   mem_msg *mm = calloc(cap, sizeof(*mm));
   chatc_ev_msg *evs = calloc(cap, sizeof(*evs));
@@ -256,6 +258,7 @@ static void on_event(sess *s, const secchat_client_event *ev)
     break;
   case SECCHAT_CLIENT_EV_AUTHENTICATED:
     s->dirty = 1;
+    s->auth_refusals = 0; /* the token verified: refusals are no longer "in a row" */
     chatc_backoff_connected(&s->bo, ss_now_ms());
     u.uid = s->uid;
     u.name = s->prof.name;
@@ -277,7 +280,7 @@ static void on_event(sess *s, const secchat_client_event *ev)
   case SECCHAT_CLIENT_EV_AUTH_FAILED:
     /* A refused login is normal once (an expired token): the core then
      * registers the same identity and name again. Refused again before a
-     * new token verified (REGISTERED or TOKEN_RENEWED), retrying cannot
+     * token verified (AUTHENTICATED, REGISTERED, TOKEN_RENEWED), retrying cannot
      * help (the relay rejects our keys or name, or its tokens are not valid
      * by our clock): exit 6. */
     s->auth_refusals++;
@@ -314,7 +317,7 @@ static void on_event(sess *s, const secchat_client_event *ev)
   case SECCHAT_CLIENT_EV_SEND_FAILED:
     snprintf(e1, sizeof(e1), "the relay did not deliver a message (code %d)", ev->detail);
     if (s->json)
-      ss_emit(s, chatc_ev_warning("send_failed", NULL, e1));
+      ss_emit(s, chatc_ev_warning("send_failed", sodium_is_zero(ev->msg_id, 32) ? NULL : hex, e1));
     else
       ss_say(s, CHATC_LINE_ERROR, "%s", e1);
     break;

@@ -229,7 +229,9 @@ typedef enum secchat_client_event_type {
   SECCHAT_CLIENT_EV_HISTORY_DONE = 41,       /* count items, gaps missing */
   SECCHAT_CLIENT_EV_FORK_SUSPECTED = 42,
   SECCHAT_CLIENT_EV_CHAT_WARNING = 43,       /* code = SECCHAT_ERR_*, uid if known
-                                                (decrypt/verify failures...) */
+                                                (decrypt/verify failures...: then
+                                                the uid the envelope header
+                                                claims, NOT a verified author) */
   SECCHAT_CLIENT_EV_GAP = 44,                /* uid = author, count missing */
   SECCHAT_CLIENT_EV_HISTORY_RECORD = 45      /* data = sealed local-history record:
                                                 append it to the history file */
@@ -429,6 +431,7 @@ typedef struct secchat_chat_message {
   uint32_t pad0;
   uint8_t uid[SECCHAT_UID_BYTES];       /* author */
   uint8_t msg_id[SECCHAT_MSG_ID_BYTES]; /* as in the MESSAGE event */
+  uint8_t pad1[4];
   uint64_t ts_ms;        /* author timestamp */
   uint64_t epoch;
   const char *name;      /* the author's contact name, NOT NUL-terminated
@@ -442,8 +445,8 @@ typedef struct secchat_chat_message {
 /* The newest min(cap, stored) messages of a chat into out[0..], oldest
  * first (author timestamp, then arrival order): what a history view shows,
  * including messages of earlier runs. out is an array of cap structs with
- * out[0].struct_size = sizeof(secchat_chat_message) (every element is
- * overwritten). Returns the count written, or SECCHAT_ERR_INVALID_ARGUMENT
+ * out[0].struct_size = sizeof(secchat_chat_message) (out[0..n) are
+ * written, the rest untouched). Returns the count written, or SECCHAT_ERR_INVALID_ARGUMENT
  * (NULL, cap > 0 without out, wrong struct_size), SECCHAT_ERR_NOT_FOUND
  * (unknown chat), SECCHAT_ERR_NOMEM. Nothing is allocated for the caller. */
 SECCHAT_API int secchat_client_chat_messages(const secchat_client *c,
