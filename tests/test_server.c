@@ -186,7 +186,8 @@ static void sim_free(sim *s)
   free(s);
 }
 
-static void teardown(void)
+/* Free every simulated client and server (S and SRV[] alike). */
+static void world_free(void)
 {
   held_clear();
   for (int i = 0; i < NSIMS; i++)
@@ -195,6 +196,11 @@ static void teardown(void)
   for (int i = 0; i < NSRV; i++)
     secchat_server_free(SRV[i]);
   NSRV = 0;
+}
+
+static void teardown(void)
+{
+  world_free();
   secchat_server_key_free(KEY);
   sc_rng_set(NULL, NULL);
 }
@@ -1833,13 +1839,7 @@ typedef struct switch_out {
 
 static void world_reset(void)
 {
-  held_clear();
-  for (int i = 0; i < NSIMS; i++)
-    sim_free(SIMS[i]);
-  NSIMS = 0;
-  for (int i = 0; i < NSRV; i++)
-    secchat_server_free(SRV[i]);
-  NSRV = 0;
+  world_free();
   S = NULL;
   NLOGS = 0;
 }
