@@ -1,10 +1,10 @@
 /* command.c: the command table, field validation, cleanup (see command.h). */
 #include "command.h"
 
+#include "apperr.h"
 #include "escape.h"
 
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,21 +110,6 @@ void chatc_cmd_clear(chatc_cmd *cmd)
   memset(cmd, 0, sizeof(*cmd));
 }
 
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
-
 static char *dup_n(const char *s, size_t len)
 {
   char *p = malloc(len + 1);
@@ -146,18 +131,18 @@ static int set_safety(chatc_cmd *cmd, const char *s, size_t len, char *err, size
     if (s[i] == ' ' || s[i] == '\t')
       continue;
     if (s[i] < '0' || s[i] > '9')
-      return fail(CHATC_PARSE_USAGE, err, errlen,
+      return app_fail(CHATC_PARSE_USAGE, err, errlen,
                   "safety_number: only digits and spaces are allowed");
     if (n == CHATC_SAFETY_DIGITS)
-      return fail(CHATC_PARSE_USAGE, err, errlen, "safety_number: more than %u digits",
+      return app_fail(CHATC_PARSE_USAGE, err, errlen, "safety_number: more than %u digits",
                   CHATC_SAFETY_DIGITS);
     digits[n++] = s[i];
   }
   if (n != CHATC_SAFETY_DIGITS)
-    return fail(CHATC_PARSE_USAGE, err, errlen, "safety_number: %zu digits, expected %u", n,
+    return app_fail(CHATC_PARSE_USAGE, err, errlen, "safety_number: %zu digits, expected %u", n,
                 CHATC_SAFETY_DIGITS);
   if ((cmd->safety_number = dup_n(digits, n)) == NULL)
-    return fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
+    return app_fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
   return CHATC_PARSE_OK;
 }
 
@@ -174,26 +159,26 @@ int chatc_cmd_set_field(chatc_cmd *cmd, char letter, const char *s, size_t len, 
   case 'u': max = CHATC_USER_MAX, dst = &cmd->user; break;
   case 't': max = CHATC_TEXT_MAX, dst = &cmd->text; break;
   case 's': return set_safety(cmd, s, len, err, errlen);
-  default: return fail(CHATC_PARSE_USAGE, err, errlen, "unknown field");
+  default: return app_fail(CHATC_PARSE_USAGE, err, errlen, "unknown field");
   }
   if (len == 0)
-    return fail(CHATC_PARSE_USAGE, err, errlen, "%s: must not be empty", key);
+    return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: must not be empty", key);
   if (len > max)
-    return fail(CHATC_PARSE_TOO_LONG, err, errlen, "%s: %zu bytes, at most %zu allowed", key, len,
+    return app_fail(CHATC_PARSE_TOO_LONG, err, errlen, "%s: %zu bytes, at most %zu allowed", key, len,
                 max);
   if (!chatc_utf8_valid(s, len))
-    return fail(CHATC_PARSE_ENCODING, err, errlen, "%s: not valid UTF-8", key);
+    return app_fail(CHATC_PARSE_ENCODING, err, errlen, "%s: not valid UTF-8", key);
   if (memchr(s, '\0', len) != NULL)
-    return fail(CHATC_PARSE_USAGE, err, errlen, "%s: contains a NUL character", key);
+    return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: contains a NUL character", key);
   if (letter != 't') {
     for (size_t i = 0; i < len; i++)
       if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-        return fail(CHATC_PARSE_USAGE, err, errlen, "%s: contains a control character", key);
+        return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: contains a control character", key);
   }
   if (*dst != NULL)
     free_str(dst, strlen(*dst));
   if ((*dst = dup_n(s, len)) == NULL)
-    return fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
+    return app_fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
   if (letter == 't')
     cmd->text_len = len;
   return CHATC_PARSE_OK;

@@ -1,27 +1,12 @@
 /* jsonl.c: JSON-lines commands and events (see jsonl.h, docs/chatc.md). */
 #include "jsonl.h"
 
+#include "apperr.h"
 #include "escape.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
 
 /* ---- Parsing ------------------------------------------------------------------ */
 
@@ -46,7 +31,7 @@ static int take_id(json_t *obj, chatc_cmd *cmd, char *err, size_t errlen)
     cmd->id = json_incref(id);
     return CHATC_PARSE_OK;
   }
-  return fail(CHATC_PARSE_USAGE, err, errlen,
+  return app_fail(CHATC_PARSE_USAGE, err, errlen,
               "\"id\" must be an integer or a string of at most %u bytes", CHATC_JSON_ID_MAX);
 }
 
@@ -68,7 +53,7 @@ static int take_fields(json_t *obj, const chatc_cmd_spec *s, chatc_cmd *cmd, cha
       known = strcmp(key, chatc_cmd_field_key(*l)) == 0;
     if (!known) {
       show_key(shown, key);
-      return fail(CHATC_PARSE_USAGE, err, errlen, "%s: unknown field \"%s\"", s->name, shown);
+      return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: unknown field \"%s\"", s->name, shown);
     }
   }
   for (int pass = 0; pass < 2; pass++) {
@@ -77,20 +62,20 @@ static int take_fields(json_t *obj, const chatc_cmd_spec *s, chatc_cmd *cmd, cha
       v = json_object_get(obj, k);
       if (v == NULL) {
         if (pass == 0)
-          return fail(CHATC_PARSE_USAGE, err, errlen, "%s: missing field \"%s\"", s->name, k);
+          return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: missing field \"%s\"", s->name, k);
         continue;
       }
       if (*l == 'l') {
         json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
         if (n < 1 || n > (json_int_t)CHATC_HISTORY_MAX)
-          return fail(CHATC_PARSE_USAGE, err, errlen,
+          return app_fail(CHATC_PARSE_USAGE, err, errlen,
                       "%s: \"%s\" must be an integer from 1 to %u", s->name, k,
                       CHATC_HISTORY_MAX);
         cmd->limit = (uint32_t)n;
         continue;
       }
       if (!json_is_string(v))
-        return fail(CHATC_PARSE_USAGE, err, errlen, "%s: \"%s\" must be a string", s->name, k);
+        return app_fail(CHATC_PARSE_USAGE, err, errlen, "%s: \"%s\" must be a string", s->name, k);
       rc = chatc_cmd_set_field(cmd, *l, json_string_value(v), json_string_length(v), err, errlen);
       if (rc != CHATC_PARSE_OK)
         return rc;
@@ -114,28 +99,28 @@ int chatc_json_parse(const char *line, size_t len, chatc_cmd *cmd, char *err, si
   for (size_t i = 0; i < len && blank; i++)
     blank = line[i] == ' ' || line[i] == '\t';
   if (blank)
-    return fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
+    return app_fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
   if (len > CHATC_JSON_LINE_MAX)
-    return fail(CHATC_PARSE_TOO_LONG, err, errlen, "line longer than %u bytes",
+    return app_fail(CHATC_PARSE_TOO_LONG, err, errlen, "line longer than %u bytes",
                 CHATC_JSON_LINE_MAX);
   obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
   if (obj == NULL)
-    return fail(CHATC_PARSE_SYNTAX, err, errlen, "malformed JSON at column %d: %s", jerr.column,
+    return app_fail(CHATC_PARSE_SYNTAX, err, errlen, "malformed JSON at column %d: %s", jerr.column,
                 jerr.text);
   if (!json_is_object(obj)) {
     json_decref(obj);
-    return fail(CHATC_PARSE_USAGE, err, errlen, "a command must be a JSON object");
+    return app_fail(CHATC_PARSE_USAGE, err, errlen, "a command must be a JSON object");
   }
   rc = take_id(obj, cmd, err, errlen);
   if (rc == CHATC_PARSE_OK) {
     c = json_object_get(obj, "cmd");
     if (!json_is_string(c))
-      rc = fail(CHATC_PARSE_USAGE, err, errlen, "missing string field \"cmd\"");
+      rc = app_fail(CHATC_PARSE_USAGE, err, errlen, "missing string field \"cmd\"");
     else if ((s = chatc_cmd_lookup(json_string_value(c), json_string_length(c))) == NULL ||
              s->json_req == NULL) {
       char shown[40];
       show_key(shown, json_string_value(c));
-      rc = fail(CHATC_PARSE_UNKNOWN, err, errlen, "unknown command \"%s\"", shown);
+      rc = app_fail(CHATC_PARSE_UNKNOWN, err, errlen, "unknown command \"%s\"", shown);
     } else {
       cmd->kind = s->kind;
       rc = take_fields(obj, s, cmd, err, errlen);

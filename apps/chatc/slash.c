@@ -1,27 +1,13 @@
 /* slash.c: interactive line -> command (rules in slash.h). */
 #include "slash.h"
 
-#include <stdarg.h>
+#include "apperr.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_ARGS 4
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
 
 static int is_space(char c)
 {
@@ -43,7 +29,7 @@ static int split(const char *p, size_t len, char *buf, char *argv[MAX_ARGS], siz
     if (i == len)
       break;
     if (n == MAX_ARGS)
-      return fail(CHATC_PARSE_USAGE, err, errlen, "too many arguments");
+      return app_fail(CHATC_PARSE_USAGE, err, errlen, "too many arguments");
     argv[n] = buf + o;
     if (n == rest_at) {
       size_t end = len;
@@ -59,7 +45,7 @@ static int split(const char *p, size_t len, char *buf, char *argv[MAX_ARGS], siz
       char c = p[i];
       if (c == '\\') {
         if (i + 1 == len)
-          return fail(CHATC_PARSE_SYNTAX, err, errlen, "a backslash ends the line");
+          return app_fail(CHATC_PARSE_SYNTAX, err, errlen, "a backslash ends the line");
         buf[o++] = p[i + 1];
         i += 2;
       } else if (c == '"') {
@@ -73,7 +59,7 @@ static int split(const char *p, size_t len, char *buf, char *argv[MAX_ARGS], siz
       }
     }
     if (quoted)
-      return fail(CHATC_PARSE_SYNTAX, err, errlen, "unterminated quote");
+      return app_fail(CHATC_PARSE_SYNTAX, err, errlen, "unterminated quote");
     argl[n++] = o - start;
   }
   *argc = n;
@@ -82,7 +68,7 @@ static int split(const char *p, size_t len, char *buf, char *argv[MAX_ARGS], siz
 
 static int usage(const chatc_cmd_spec *s, int rc, const char *why, char *err, size_t errlen)
 {
-  return fail(rc, err, errlen, "%s; usage: %s", why, s->usage);
+  return app_fail(rc, err, errlen, "%s; usage: %s", why, s->usage);
 }
 
 static int parse_limit(const char *s, size_t len, uint32_t *out)
@@ -118,7 +104,7 @@ static int parse_command(const char *p, size_t len, chatc_cmd *cmd, char *err, s
     for (size_t i = 0; i < k; i++)
       shown[i] = ((unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f) ? p[i] : '?';
     shown[k] = '\0';
-    return fail(CHATC_PARSE_UNKNOWN, err, errlen, "unknown command /%s%s (try /help)", shown,
+    return app_fail(CHATC_PARSE_UNKNOWN, err, errlen, "unknown command /%s%s (try /help)", shown,
                 nlen > k ? "..." : "");
   }
   nall = strlen(s->slash);
@@ -129,7 +115,7 @@ static int parse_command(const char *p, size_t len, chatc_cmd *cmd, char *err, s
       rest_at = (int)i;
   }
   if ((buf = malloc(len + 1)) == NULL)
-    return fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
+    return app_fail(CHATC_PARSE_NOMEM, err, errlen, "out of memory");
   rc = split(p + nlen, len - nlen, buf, argv, argl, &argc, rest_at, err, errlen);
   if (rc == CHATC_PARSE_OK && (size_t)argc < nreq)
     rc = usage(s, CHATC_PARSE_USAGE, "missing argument", err, errlen);
@@ -142,13 +128,13 @@ static int parse_command(const char *p, size_t len, chatc_cmd *cmd, char *err, s
       letter = (char)(letter - 'A' + 'a');
     if (letter == 'l') {
       if (parse_limit(argv[i], argl[i], &cmd->limit) != 0)
-        rc = fail(CHATC_PARSE_USAGE, err, errlen, "N must be a number from 1 to %u; usage: %s",
+        rc = app_fail(CHATC_PARSE_USAGE, err, errlen, "N must be a number from 1 to %u; usage: %s",
                   CHATC_HISTORY_MAX, s->usage);
     } else {
       char sub[200];
       rc = chatc_cmd_set_field(cmd, letter, argv[i], argl[i], sub, sizeof(sub));
       if (rc != CHATC_PARSE_OK)
-        fail(rc, err, errlen, "%s; usage: %s", sub, s->usage);
+        app_fail(rc, err, errlen, "%s; usage: %s", sub, s->usage);
     }
   }
   free(buf);
@@ -165,10 +151,10 @@ int chatc_slash_parse(const char *line, size_t len, chatc_cmd *cmd, char *err, s
   if (len > 0 && line[len - 1] == '\r')
     len--;
   if (len == 0)
-    return fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
+    return app_fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
   if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
     if (len > CHATC_TEXT_MAX)
-      return fail(CHATC_PARSE_TOO_LONG, err, errlen, "command line too long");
+      return app_fail(CHATC_PARSE_TOO_LONG, err, errlen, "command line too long");
     rc = parse_command(line + 1, len - 1, cmd, err, errlen);
   } else {
     if (line[0] == '/') /* "//text" sends "/text" */
@@ -177,7 +163,7 @@ int chatc_slash_parse(const char *line, size_t len, chatc_cmd *cmd, char *err, s
     for (size_t i = 0; i < len && blank; i++)
       blank = is_space(line[i]);
     if (blank)
-      return fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
+      return app_fail(CHATC_PARSE_EMPTY, err, errlen, "empty line");
     cmd->kind = CHATC_CMD_SEND;
     rc = chatc_cmd_set_field(cmd, 't', line, len, err, errlen);
   }

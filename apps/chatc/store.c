@@ -1,33 +1,19 @@
 /* store.c: home directory, atomic 0600 files, lock, local history (see store.h). */
 #include "store.h"
 
+#include "apperr.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(int rc, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err != NULL && errlen > 0) {
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return rc;
-}
 
 /* ---- Home resolution -------------------------------------------------------- */
 
@@ -38,7 +24,7 @@ static int set_path(char *out, size_t cap, const char *a, const char *b, char *e
   int w = snprintf(out, cap, "%s%s", a, b);
 
   if (w < 0 || (size_t)w >= cap)
-    return fail(CHATC_STORE_INVALID, err, errlen, "home directory path too long");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "home directory path too long");
   /* Strip trailing slashes: O_NOFOLLOW must see the last component. */
   n = strlen(out);
   while (n > 1 && out[n - 1] == '/')
@@ -51,7 +37,7 @@ int chatc_home_resolve(const char *opt_home, const char *xdg, const char *home,
 {
   if (opt_home != NULL) {
     if (opt_home[0] == '\0')
-      return fail(CHATC_STORE_INVALID, err, errlen, "--home: empty path");
+      return app_fail(CHATC_STORE_INVALID, err, errlen, "--home: empty path");
     return set_path(out, cap, opt_home, "", err, errlen);
   }
   /* XDG base directory spec: relative values are to be ignored. */
@@ -61,7 +47,7 @@ int chatc_home_resolve(const char *opt_home, const char *xdg, const char *home,
     return set_path(out, cap, home, "/.config/secchat", err, errlen);
   if (pw_dir != NULL && pw_dir[0] == '/')
     return set_path(out, cap, pw_dir, "/.config/secchat", err, errlen);
-  return fail(CHATC_STORE_INVALID, err, errlen,
+  return app_fail(CHATC_STORE_INVALID, err, errlen,
               "cannot find a home directory: set HOME or XDG_CONFIG_HOME, or use --home DIR");
 }
 
@@ -93,16 +79,16 @@ static int check_fd(int fd, const char *dpath, const char *name, int want_dir, c
   if (name == NULL)
     name = "";
   if (fstat(fd, &sb) != 0)
-    return fail(CHATC_STORE_IO, err, errlen, "%s%s%s: %s", dpath, sep, name, strerror(errno));
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s%s%s: %s", dpath, sep, name, strerror(errno));
   if (want_dir ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode))
-    return fail(CHATC_STORE_UNSAFE, err, errlen, "refusing %s%s%s: not a %s", dpath, sep, name,
+    return app_fail(CHATC_STORE_UNSAFE, err, errlen, "refusing %s%s%s: not a %s", dpath, sep, name,
                 want_dir ? "directory" : "regular file");
   if (sb.st_uid != geteuid())
-    return fail(CHATC_STORE_UNSAFE, err, errlen,
+    return app_fail(CHATC_STORE_UNSAFE, err, errlen,
                 "refusing %s%s%s: owned by uid %lu, not by you (uid %lu)", dpath, sep, name,
                 (unsigned long)sb.st_uid, (unsigned long)geteuid());
   if ((sb.st_mode & 077) != 0)
-    return fail(CHATC_STORE_UNSAFE, err, errlen,
+    return app_fail(CHATC_STORE_UNSAFE, err, errlen,
                 "refusing %s%s%s: mode %04o gives access to other users, must be %s "
                 "(chmod %s %s%s%s)",
                 dpath, sep, name, (unsigned)(sb.st_mode & 07777), want_dir ? "0700" : "0600",
@@ -130,15 +116,15 @@ static int open_in(int dfd, const char *dpath, const char *name, int flags, int 
                    size_t errlen)
 {
   if (!name_ok(name))
-    return fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
   *fd = openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
   if (*fd >= 0)
     return CHATC_STORE_OK;
   if (errno == ENOENT)
-    return fail(CHATC_STORE_MISSING, err, errlen, "%s/%s: no such file", dpath, name);
+    return app_fail(CHATC_STORE_MISSING, err, errlen, "%s/%s: no such file", dpath, name);
   if (errno == ELOOP)
-    return fail(CHATC_STORE_UNSAFE, err, errlen, "refusing %s/%s: a symbolic link", dpath, name);
-  return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
+    return app_fail(CHATC_STORE_UNSAFE, err, errlen, "refusing %s/%s: a symbolic link", dpath, name);
+  return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
 }
 
 /* ---- Opening the home ---------------------------------------------------- */
@@ -151,14 +137,14 @@ static int mkdir_p(const char *path, char *err, size_t errlen)
   size_t n = strlen(path);
 
   if (n >= sizeof(buf))
-    return fail(CHATC_STORE_INVALID, err, errlen, "home directory path too long");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "home directory path too long");
   memcpy(buf, path, n + 1);
   for (size_t i = 1; i <= n; i++) {
     if (buf[i] != '/' && buf[i] != '\0')
       continue;
     buf[i] = '\0';
     if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return fail(CHATC_STORE_IO, err, errlen, "cannot create %s: %s", buf, strerror(errno));
+      return app_fail(CHATC_STORE_IO, err, errlen, "cannot create %s: %s", buf, strerror(errno));
     buf[i] = path[i];
   }
   return CHATC_STORE_OK;
@@ -184,20 +170,20 @@ static int take_lock(chatc_store *st, char *err, size_t errlen)
     return rc;
   if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0) {
     if (errno != EWOULDBLOCK)
-      return fail(CHATC_STORE_IO, err, errlen, "%s/%s: flock: %s", st->path, CHATC_FILE_LOCK,
+      return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: flock: %s", st->path, CHATC_FILE_LOCK,
                   strerror(errno));
     n = pread(st->lockfd, pid, sizeof(pid) - 1, 0);
     pid[n > 0 ? n : 0] = '\0';
     pid[strcspn(pid, "\n")] = '\0';
     if (strspn(pid, "0123456789") != strlen(pid) || pid[0] == '\0')
       snprintf(pid, sizeof(pid), "?");
-    return fail(CHATC_STORE_LOCKED, err, errlen,
+    return app_fail(CHATC_STORE_LOCKED, err, errlen,
                 "another chatc process (pid %s) is using %s; one process per home", pid,
                 st->path);
   }
   w = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
   if (ftruncate(st->lockfd, 0) != 0 || pwrite(st->lockfd, pid, (size_t)w, 0) != w)
-    return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, CHATC_FILE_LOCK,
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, CHATC_FILE_LOCK,
                 strerror(errno));
   return CHATC_STORE_OK;
 }
@@ -208,16 +194,16 @@ int chatc_store_open(chatc_store *st, const char *dir, char *err, size_t errlen)
 
   store_reset(st);
   if (dir == NULL || dir[0] == '\0' || strlen(dir) >= sizeof(st->path))
-    return fail(CHATC_STORE_INVALID, err, errlen, "invalid home directory path");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "invalid home directory path");
   memcpy(st->path, dir, strlen(dir) + 1);
   if ((rc = mkdir_p(dir, err, errlen)) != CHATC_STORE_OK)
     return rc;
   st->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (st->dirfd < 0) {
     rc = errno == ELOOP || errno == ENOTDIR
-             ? fail(CHATC_STORE_UNSAFE, err, errlen,
+             ? app_fail(CHATC_STORE_UNSAFE, err, errlen,
                     "refusing %s: not a directory (a symbolic link or a file)", dir)
-             : fail(CHATC_STORE_IO, err, errlen, "%s: %s", dir, strerror(errno));
+             : app_fail(CHATC_STORE_IO, err, errlen, "%s: %s", dir, strerror(errno));
     chatc_store_close(st);
     return rc;
   }
@@ -260,7 +246,7 @@ static int read_fd(int fd, const char *dpath, const char *name, uint8_t *buf, si
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
-      return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
+      return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
     if (n == 0)
       break;
     got += (size_t)n;
@@ -270,7 +256,7 @@ static int read_fd(int fd, const char *dpath, const char *name, uint8_t *buf, si
       n = read(fd, &extra, 1);
     while (n < 0 && errno == EINTR);
     if (n != 0)
-      return fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: larger than %zu bytes", dpath, name,
+      return app_fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: larger than %zu bytes", dpath, name,
                   max);
   }
   *len = got;
@@ -322,11 +308,11 @@ static int read_alloc_at(int dfd, const char *dpath, const char *name, size_t ma
     return rc;
   if (fstat(fd, &sb) != 0) {
     close(fd);
-    return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, name, strerror(errno));
   }
   if ((uint64_t)sb.st_size > max) {
     close(fd);
-    return fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: larger than %zu bytes", dpath, name,
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: larger than %zu bytes", dpath, name,
                 max);
   }
   if (sb.st_size == 0) {
@@ -337,7 +323,7 @@ static int read_alloc_at(int dfd, const char *dpath, const char *name, size_t ma
   want = (size_t)sb.st_size;
   if ((buf = malloc(want)) == NULL) {
     close(fd);
-    return fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
+    return app_fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
   }
   rc = read_fd(fd, dpath, name, buf, want, len, err, errlen);
   close(fd);
@@ -383,28 +369,28 @@ static int write_at(int dfd, const char *dpath, const char *name, const void *da
   int fd, rc;
 
   if (!name_ok(name))
-    return fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
   randombytes_buf(rnd, sizeof(rnd));
   memcpy(tmp, ".tmp-", 5);
   sodium_bin2hex(tmp + 5, sizeof(tmp) - 5, rnd, sizeof(rnd));
   fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, tmp, strerror(errno));
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", dpath, tmp, strerror(errno));
   rc = CHATC_STORE_OK;
   /* fchmod: the umask may have removed bits we want, never added any. */
   if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
-    rc = fail(CHATC_STORE_IO, err, errlen, "writing %s/%s: %s", dpath, name, strerror(errno));
+    rc = app_fail(CHATC_STORE_IO, err, errlen, "writing %s/%s: %s", dpath, name, strerror(errno));
   if (close(fd) != 0 && rc == CHATC_STORE_OK)
-    rc = fail(CHATC_STORE_IO, err, errlen, "writing %s/%s: %s", dpath, name, strerror(errno));
+    rc = app_fail(CHATC_STORE_IO, err, errlen, "writing %s/%s: %s", dpath, name, strerror(errno));
   if (rc == CHATC_STORE_OK && renameat(dfd, tmp, dfd, name) != 0)
-    rc = fail(CHATC_STORE_IO, err, errlen, "renaming to %s/%s: %s", dpath, name,
+    rc = app_fail(CHATC_STORE_IO, err, errlen, "renaming to %s/%s: %s", dpath, name,
               strerror(errno));
   if (rc != CHATC_STORE_OK) {
     unlinkat(dfd, tmp, 0);
     return rc;
   }
   if (fsync(dfd) != 0)
-    return fail(CHATC_STORE_IO, err, errlen, "%s: fsync: %s", dpath, strerror(errno));
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s: fsync: %s", dpath, strerror(errno));
   return CHATC_STORE_OK;
 }
 
@@ -417,15 +403,15 @@ int chatc_store_write(const chatc_store *st, const char *name, const void *data,
 int chatc_store_remove(const chatc_store *st, const char *name, char *err, size_t errlen)
 {
   if (!name_ok(name))
-    return fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "invalid file name");
   if (unlinkat(st->dirfd, name, 0) != 0) {
     if (errno == ENOENT)
-      return fail(CHATC_STORE_MISSING, err, errlen, "%s/%s: no such file", st->path, name);
-    return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, name, strerror(errno));
+      return app_fail(CHATC_STORE_MISSING, err, errlen, "%s/%s: no such file", st->path, name);
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, name, strerror(errno));
   }
   return fsync(st->dirfd) == 0
              ? CHATC_STORE_OK
-             : fail(CHATC_STORE_IO, err, errlen, "%s: fsync: %s", st->path, strerror(errno));
+             : app_fail(CHATC_STORE_IO, err, errlen, "%s: fsync: %s", st->path, strerror(errno));
 }
 
 /* ---- History -------------------------------------------------------------- */
@@ -451,12 +437,12 @@ static int hist_dir(chatc_store *st, char *err, size_t errlen)
   if (st->histfd >= 0)
     return CHATC_STORE_OK;
   if (mkdirat(st->dirfd, CHATC_DIR_HISTORY, 0700) != 0 && errno != EEXIST)
-    return fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, CHATC_DIR_HISTORY,
+    return app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->path, CHATC_DIR_HISTORY,
                 strerror(errno));
   st->histfd =
       openat(st->dirfd, CHATC_DIR_HISTORY, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (st->histfd < 0)
-    return fail(errno == ELOOP || errno == ENOTDIR ? CHATC_STORE_UNSAFE : CHATC_STORE_IO, err,
+    return app_fail(errno == ELOOP || errno == ENOTDIR ? CHATC_STORE_UNSAFE : CHATC_STORE_IO, err,
                 errlen, "refusing %s/%s: %s", st->path, CHATC_DIR_HISTORY, strerror(errno));
   snprintf(st->hist_path, sizeof(st->hist_path), "%s/%s", st->path, CHATC_DIR_HISTORY);
   if ((rc = check_fd(st->histfd, st->path, CHATC_DIR_HISTORY, 1, err, errlen)) != CHATC_STORE_OK) {
@@ -541,7 +527,7 @@ static int hist_trim(chatc_store *st, const char *name, char *err, size_t errlen
       if (t == NULL) {
         free(offs);
         free(buf);
-        return fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
+        return app_fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
       }
       offs = t;
     }
@@ -560,7 +546,7 @@ static int hist_trim(chatc_store *st, const char *name, char *err, size_t errlen
     rc = write_at(st->histfd, st->hist_path, name, nb, CHATC_HIST_MAGIC_LEN + total, err, errlen);
     free(nb);
   } else {
-    fail(rc, err, errlen, "out of memory");
+    app_fail(rc, err, errlen, "out of memory");
   }
   free(offs);
   free(buf);
@@ -577,7 +563,7 @@ int chatc_hist_append(chatc_store *st, const void *chat, size_t chat_len, const 
   int fd, rc;
 
   if (len == 0 || len > CHATC_HIST_RECORD_MAX)
-    return fail(CHATC_STORE_INVALID, err, errlen, "history record of %zu bytes refused", len);
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "history record of %zu bytes refused", len);
   if ((rc = hist_dir(st, err, errlen)) != CHATC_STORE_OK)
     return rc;
   chatc_hist_name(chat, chat_len, name);
@@ -598,7 +584,7 @@ int chatc_hist_append(chatc_store *st, const void *chat, size_t chat_len, const 
     if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))
       goto io;
     if (memcmp(magic, CHATC_HIST_MAGIC, CHATC_HIST_MAGIC_LEN) != 0) {
-      rc = fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: not a chatc history file",
+      rc = app_fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: not a chatc history file",
                 st->hist_path, name);
       goto out;
     }
@@ -608,7 +594,7 @@ int chatc_hist_append(chatc_store *st, const void *chat, size_t chat_len, const 
       goto io; /* cut a torn tail so the new record stays reachable */
   }
   if ((frame = malloc(4 + len)) == NULL) {
-    rc = fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
+    rc = app_fail(CHATC_STORE_NOMEM, err, errlen, "out of memory");
     goto out;
   }
   frame[0] = (uint8_t)(len >> 24), frame[1] = (uint8_t)(len >> 16);
@@ -625,7 +611,7 @@ int chatc_hist_append(chatc_store *st, const void *chat, size_t chat_len, const 
     return hist_trim(st, name, err, errlen);
   return CHATC_STORE_OK;
 io:
-  rc = fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->hist_path, name, strerror(errno));
+  rc = app_fail(CHATC_STORE_IO, err, errlen, "%s/%s: %s", st->hist_path, name, strerror(errno));
 out:
   close(fd);
   return rc;
@@ -650,7 +636,7 @@ int chatc_hist_load(chatc_store *st, const void *chat, size_t chat_len, uint8_t 
     free(*buf);
     *buf = NULL;
     *len = 0;
-    return fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: not a chatc history file",
+    return app_fail(CHATC_STORE_INVALID, err, errlen, "%s/%s: not a chatc history file",
                 st->hist_path, name);
   }
   return CHATC_STORE_OK;

@@ -1,10 +1,11 @@
 /* secfile.c: checked reads and atomic writes of secret files (secfile.h). */
 #include "secfile.h"
 
+#include "apperr.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,20 +15,6 @@
 
 /* Secret files and the data dir: no bit for group or others. */
 #define FOREIGN_BITS 0077
-
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
-
-/* Format the message into err and return code. */
-static int fail(int code, char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return code;
-}
 
 /* Common checks on an open descriptor: type, owner, mode. */
 static int check_stat(const char *path, const struct stat *st, int want_dir, char *err,
@@ -60,12 +47,12 @@ static int open_secret(const char *path, char *err, size_t errlen)
   if (fd >= 0)
     return fd;
   if (errno == ENOENT)
-    return fail(CHATD_SECFILE_MISSING, err, errlen, "cannot read %s: %s", path,
+    return app_fail(CHATD_SECFILE_MISSING, err, errlen, "cannot read %s: %s", path,
                 "no such file");
   if (errno == ELOOP)
-    return fail(CHATD_SECFILE_UNSAFE, err, errlen, "refusing %s: %s", path,
+    return app_fail(CHATD_SECFILE_UNSAFE, err, errlen, "refusing %s: %s", path,
                 "it is a symbolic link");
-  return fail(CHATD_SECFILE_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+  return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
 }
 
 static int read_all(int fd, unsigned char *buf, size_t want, size_t cap, size_t *got)
@@ -101,14 +88,14 @@ int chatd_secfile_read(const char *path, void *buf, size_t cap, size_t *len, cha
   if (fd < 0)
     return fd;
   if (fstat(fd, &st) != 0) {
-    rc = fail(CHATD_SECFILE_IO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+    rc = app_fail(CHATD_SECFILE_IO, err, errlen, "cannot stat %s: %s", path, strerror(errno));
     goto out;
   }
   rc = check_stat(path, &st, 0, err, errlen);
   if (rc != CHATD_SECFILE_OK)
     goto out;
   if (st.st_size == 0) {
-    rc = fail(CHATD_SECFILE_INVALID, err, errlen, "refusing %s: %s", path, "empty file");
+    rc = app_fail(CHATD_SECFILE_INVALID, err, errlen, "refusing %s: %s", path, "empty file");
     goto out;
   }
   if ((unsigned long long)st.st_size > cap) {
@@ -118,11 +105,11 @@ int chatd_secfile_read(const char *path, void *buf, size_t cap, size_t *len, cha
     goto out;
   }
   if (read_all(fd, buf, (size_t)st.st_size, cap, &got) != 0) {
-    rc = fail(CHATD_SECFILE_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
+    rc = app_fail(CHATD_SECFILE_IO, err, errlen, "cannot read %s: %s", path, strerror(errno));
     goto out;
   }
   if (got != (size_t)st.st_size) {
-    rc = fail(CHATD_SECFILE_INVALID, err, errlen, "refusing %s: %s", path,
+    rc = app_fail(CHATD_SECFILE_INVALID, err, errlen, "refusing %s: %s", path,
               "the file changed while it was read");
     goto out;
   }
@@ -204,30 +191,30 @@ int chatd_secfile_write(const char *path, const void *data, size_t len, int repl
   sodium_bin2hex(rnd, sizeof rnd, r, sizeof r);
   n = snprintf(tmp, sizeof tmp, "%s.tmp-%s", path, rnd);
   if (n < 0 || (size_t)n >= sizeof tmp)
-    return fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, "path too long");
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, "path too long");
   dir_of(path, dir);
 
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return fail(CHATD_SECFILE_IO, err, errlen, "cannot create a file next to %s: %s", path,
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot create a file next to %s: %s", path,
                 strerror(errno));
   /* The umask can only remove bits; fchmod makes it exactly 0600. */
   if (fchmod(fd, 0600) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
     int e = errno;
     close(fd);
     unlink(tmp);
-    return fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, strerror(e));
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, strerror(e));
   }
   if (close(fd) != 0 || move_into_place(tmp, path, replace) != 0) {
     int e = errno;
     unlink(tmp);
     if (e == EEXIST)
-      return fail(CHATD_SECFILE_EXISTS, err, errlen, "not overwriting %s: %s", path,
+      return app_fail(CHATD_SECFILE_EXISTS, err, errlen, "not overwriting %s: %s", path,
                   "the file exists");
-    return fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, strerror(e));
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot write %s: %s", path, strerror(e));
   }
   if (fsync_dir(dir) != 0)
-    return fail(CHATD_SECFILE_IO, err, errlen, "cannot sync the directory of %s: %s", path,
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot sync the directory of %s: %s", path,
                 strerror(errno));
   return CHATD_SECFILE_OK;
 }
@@ -241,7 +228,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
   size_t n = strlen(dir);
 
   if (n == 0 || n >= sizeof p)
-    return fail(CHATD_SECFILE_IO, err, errlen, "bad data directory %s: %s", dir,
+    return app_fail(CHATD_SECFILE_IO, err, errlen, "bad data directory %s: %s", dir,
                 n ? "path too long" : "empty path");
   memcpy(p, dir, n + 1);
   for (size_t i = 1; i <= n; i++) {
@@ -249,7 +236,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
       continue;
     p[i] = '\0';
     if (mkdir(p, 0700) != 0 && errno != EEXIST)
-      return fail(CHATD_SECFILE_IO, err, errlen, "cannot create directory %s: %s", p,
+      return app_fail(CHATD_SECFILE_IO, err, errlen, "cannot create directory %s: %s", p,
                   strerror(errno));
     p[i] = i < n ? '/' : '\0';
   }
@@ -266,10 +253,10 @@ int chatd_secfile_datadir(const char *dir, char *err, size_t errlen)
     return rc;
   fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0)
-    return fail(errno == ENOTDIR ? CHATD_SECFILE_UNSAFE : CHATD_SECFILE_IO, err, errlen,
+    return app_fail(errno == ENOTDIR ? CHATD_SECFILE_UNSAFE : CHATD_SECFILE_IO, err, errlen,
                 "refusing data directory %s: %s", dir, strerror(errno));
   if (fstat(fd, &st) != 0)
-    rc = fail(CHATD_SECFILE_IO, err, errlen, "cannot stat %s: %s", dir, strerror(errno));
+    rc = app_fail(CHATD_SECFILE_IO, err, errlen, "cannot stat %s: %s", dir, strerror(errno));
   else
     rc = check_stat(dir, &st, 1, err, errlen);
   close(fd);
