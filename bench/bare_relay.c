@@ -25,6 +25,8 @@
  * usage: bare_relay plain|encrypt [HOST:PORT]   (default 127.0.0.1:7421)
  * Single-threaded; pin it with taskset. Stops on SIGINT/SIGTERM. */
 #define _GNU_SOURCE
+#include "relaywire.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -83,29 +85,6 @@ static void on_signal(int sig)
   g_stop = 1;
 }
 
-static void nonce_for(uint8_t nonce[12], uint32_t dir, uint64_t n)
-{
-  memset(nonce, 0, 12);
-  nonce[0] = (uint8_t)dir;
-  for (int i = 0; i < 8; i++)
-    nonce[4 + i] = (uint8_t)(n >> (8 * i));
-}
-
-static int reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-  if (need <= *cap)
-    return 0;
-  size_t nc = *cap ? *cap : 4096;
-  while (nc < need)
-    nc *= 2;
-  uint8_t *p = realloc(*buf, nc);
-  if (p == NULL)
-    return -1;
-  *buf = p;
-  *cap = nc;
-  return 0;
-}
-
 static void mark_dirty(br_conn *c)
 {
   if (!c->dirty) {
@@ -150,7 +129,7 @@ static uint8_t *out_append(br_conn *c, size_t len)
     c->out_len -= c->out_off;
     c->out_off = 0;
   }
-  if (reserve(&c->out, &c->out_cap, c->out_len + len) != 0)
+  if (rw_reserve(&c->out, &c->out_cap, c->out_len + len, 4096) != 0)
     return NULL;
   uint8_t *p = c->out + c->out_len;
   c->out_len += len;
@@ -232,7 +211,7 @@ static int do_send(br_conn *c, const uint8_t *m, size_t len)
     if (g_encrypt) {
       uint8_t nonce[12];
       unsigned long long cl;
-      nonce_for(nonce, 1, d->tx_n++);
+      rw_nonce(nonce, 1, d->tx_n++);
       crypto_aead_chacha20poly1305_ietf_encrypt(o + 4, &cl, pt, ptlen, NULL, 0, NULL, nonce,
                                                 d->key);
     } else {
@@ -253,7 +232,7 @@ static int on_message(br_conn *c, uint8_t *m, size_t len)
   unsigned long long pl;
   if (len < 16 + 2)
     return -1;
-  nonce_for(nonce, 0, c->rx_n);
+  rw_nonce(nonce, 0, c->rx_n);
   if (crypto_aead_chacha20poly1305_ietf_decrypt(m, &pl, NULL, m, len, NULL, 0, nonce, c->key) != 0)
     return -1;
   c->rx_n++;
@@ -298,7 +277,7 @@ static int on_readable(br_conn *c)
     uint8_t *buf = rbuf;
     size_t len = (size_t)n;
     if (c->in_len > 0) { /* a partial message is pending: append */
-      if (reserve(&c->in, &c->in_cap, c->in_len + len) != 0)
+      if (rw_reserve(&c->in, &c->in_cap, c->in_len + len, 4096) != 0)
         return -1;
       memcpy(c->in + c->in_len, rbuf, len);
       buf = c->in;
@@ -309,7 +288,7 @@ static int on_readable(br_conn *c)
       return -1;
     size_t rest = len - (size_t)used;
     if (rest > 0) {
-      if (reserve(&c->in, &c->in_cap, rest) != 0)
+      if (rw_reserve(&c->in, &c->in_cap, rest, 4096) != 0)
         return -1;
       memmove(c->in, buf + used, rest);
     }

@@ -38,12 +38,14 @@
  * optionally --warm: close everything and reconnect with the tokens already
  * issued (AUTH only). Source addresses are bound from --src-base upwards,
  * --per-src connections each (default 1: chatd allows 10 registrations per
- * source address per minute, in 4096 hashed buckets that sources may share).
+ * source address per minute, in 65,536 hashed buckets that sources may share).
  *
  * Output: a human summary on stderr and one "RESULT key=value ..." line on
  * stdout. `loadgen --noise-bench N` instead runs N bare Noise XX handshakes
  * in process (both roles; the responder's share timed separately). */
 #define _GNU_SOURCE
+#include "relaywire.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -138,35 +140,12 @@ static void die(const char *what)
   exit(1);
 }
 
-static int reserve(uint8_t **buf, size_t *cap, size_t need)
-{
-  if (need <= *cap)
-    return 0;
-  size_t nc = *cap ? *cap : 1024;
-  while (nc < need)
-    nc *= 2;
-  uint8_t *p = realloc(*buf, nc);
-  if (p == NULL)
-    return -1;
-  *buf = p;
-  *cap = nc;
-  return 0;
-}
-
 static void put_u32be(uint8_t *p, uint32_t v)
 {
   p[0] = (uint8_t)(v >> 24);
   p[1] = (uint8_t)(v >> 16);
   p[2] = (uint8_t)(v >> 8);
   p[3] = (uint8_t)v;
-}
-
-static void nonce_for(uint8_t nonce[12], uint32_t dir, uint64_t n)
-{
-  memset(nonce, 0, 12);
-  nonce[0] = (uint8_t)dir;
-  for (int i = 0; i < 8; i++)
-    nonce[4 + i] = (uint8_t)(n >> (8 * i));
 }
 
 /* ---- /proc readings ------------------------------------------------------- */
@@ -239,7 +218,7 @@ static uint8_t *out_append(lg_conn *c, size_t len)
     c->out_len -= c->out_off;
     c->out_off = 0;
   }
-  if (reserve(&c->out, &c->out_cap, c->out_len + len) != 0)
+  if (rw_reserve(&c->out, &c->out_cap, c->out_len + len, 1024) != 0)
     die("out of memory");
   uint8_t *p = c->out + c->out_len;
   c->out_len += len;
@@ -464,7 +443,7 @@ static int sc_peek_type(const lg_conn *c, const uint8_t *m, size_t len, uint64_t
   uint8_t nonce[12], pt[4];
   if (len < 4 + SC_NOISE_TAGLEN)
     return -1;
-  nonce_for(nonce, 0, n);
+  rw_nonce(nonce, 0, n);
   if (crypto_stream_chacha20_ietf_xor_ic(pt, m, sizeof pt, nonce, 1, c->t.rx.k) != 0)
     return -1;
   size_t body_len = (size_t)pt[0] << 8 | pt[1];
@@ -616,7 +595,7 @@ static void bare_on_message(lg_conn *c, uint8_t *m, size_t len)
   }
   uint8_t nonce[12];
   unsigned long long pl;
-  nonce_for(nonce, 1, n);
+  rw_nonce(nonce, 1, n);
   if (len < 19 ||
       crypto_aead_chacha20poly1305_ietf_decrypt(m, &pl, NULL, m, len, NULL, 0, nonce, c->key) != 0 ||
       pl < 3 + g_body || m[2] != 0x82) {
@@ -647,7 +626,7 @@ static void bare_send_body(lg_conn *c)
   uint8_t *o = out_append(c, 4 + ptlen + 16);
   put_u32be(o, (uint32_t)(ptlen + 16));
   unsigned long long cl;
-  nonce_for(nonce, 0, c->tx_n++);
+  rw_nonce(nonce, 0, c->tx_n++);
   crypto_aead_chacha20poly1305_ietf_encrypt(o + 4, &cl, pt, ptlen, NULL, 0, NULL, nonce, c->key);
 }
 
@@ -812,7 +791,7 @@ static void on_readable(lg_conn *c)
     uint8_t *buf = rbuf;
     size_t len = (size_t)n;
     if (c->in_len > 0) {
-      if (reserve(&c->in, &c->in_cap, c->in_len + len) != 0)
+      if (rw_reserve(&c->in, &c->in_cap, c->in_len + len, 1024) != 0)
         die("out of memory");
       memcpy(c->in + c->in_len, rbuf, len);
       buf = c->in;
@@ -823,7 +802,7 @@ static void on_readable(lg_conn *c)
       return;
     size_t rest = len - used;
     if (rest > 0) {
-      if (reserve(&c->in, &c->in_cap, rest) != 0)
+      if (rw_reserve(&c->in, &c->in_cap, rest, 1024) != 0)
         die("out of memory");
       memmove(c->in, buf + used, rest);
     }
