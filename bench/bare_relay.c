@@ -1,23 +1,26 @@
 /* bare_relay.c: the two baselines of the relay benchmark (scripts/bench-relay,
  * docs/benchmarks.md "Relay"). Same framing (4-byte big-endian length prefix,
- * at most 65535 bytes) and the same batching as chatd (epoll, non-blocking,
- * level-triggered reads with a per-socket budget, then ONE write per
- * connection with output per loop pass), but no handshake, no auth, no
- * limits:
+ * at most 65535 bytes, several records packed per message) and the same
+ * batching as chatd (epoll, non-blocking, level-triggered reads with a
+ * per-socket budget, then ONE write per connection with output per loop
+ * pass), but no handshake, no auth, no limits:
  *
  *   plain    relays the bytes of a message to every other member of its room
  *   encrypt  the same, plus ChaCha20-Poly1305 (IETF) per connection: the
- *            sender's message is decrypted once, padded once (u16 length ||
- *            payload || zeros to a multiple of 256, as secchat pads) and
- *            encrypted per recipient with that recipient's key: the physical
- *            limit of any relay that encrypts per connection.
+ *            sender's message is decrypted once; per recipient its payload is
+ *            copied as a record into that recipient's open message, which is
+ *            padded (zeros to a multiple of 256, as secchat pads) and
+ *            encrypted with that recipient's key once per loop pass: the
+ *            physical limit of any relay that encrypts per connection and
+ *            packs as chatd does.
  *
  * Wire (client -> relay), every message length-prefixed:
  *   JOIN   01 || room:u32be [|| key:32 in encrypt mode]   (plaintext, first)
- *   SEND   02 || data                  (encrypt mode: AEAD of padded plaintext)
+ *   SEND   02 || data    (encrypt mode: AEAD of u16 len || SEND || zeros)
  * relay -> client:
  *   JOINED 81                                              (plaintext)
- *   DELIVER 82 || data                 (encrypt mode: AEAD of padded plaintext)
+ *   { u16be len || 82 || data }+   records, packed as chatd packs them
+ *                        (encrypt mode: AEAD of the records || zeros)
  * AEAD nonce (12 bytes): 4 bytes direction (0 client->relay, 1 relay->client)
  * || LE64 message counter of that direction. The key travels in clear: this
  * is a cost baseline, not a protocol.
@@ -50,6 +53,7 @@
 #define BR_OUT_CAP (4u * 1024u * 1024u) /* slow consumer: closed beyond */
 #define BR_PAD 256u
 #define BR_MAX_ROOM (1u << 20)
+#define BR_PACK_MAX 16384u /* a packed message stays within 16 KiB, as chatd's queue chunks */
 
 typedef struct br_conn {
   int fd;
@@ -62,6 +66,7 @@ typedef struct br_conn {
   size_t in_len, in_cap;
   uint8_t *out;
   size_t out_off, out_len, out_cap;
+  size_t open_off, open_used; /* the open (unsealed) message; used 0 = none */
 } br_conn;
 
 typedef struct br_room {
@@ -127,6 +132,8 @@ static uint8_t *out_append(br_conn *c, size_t len)
   if (c->out_off > 0 && c->out_len + len > c->out_cap) {
     memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
     c->out_len -= c->out_off;
+    if (c->open_used > 0)
+      c->open_off -= c->out_off;
     c->out_off = 0;
   }
   if (rw_reserve(&c->out, &c->out_cap, c->out_len + len, 4096) != 0)
@@ -174,48 +181,81 @@ static int do_join(br_conn *c, const uint8_t *m, size_t len)
   return 0;
 }
 
+static size_t pad_size(size_t used)
+{
+  size_t n = (used + BR_PAD - 1) / BR_PAD * BR_PAD;
+  return n > BR_MAX_MSG - 16 ? BR_MAX_MSG - 16 : n;
+}
+
+/* Bytes a message of `used` record bytes takes in the output. */
+static size_t extent(size_t used)
+{
+  return 4 + (g_encrypt ? pad_size(used) + 16 : used);
+}
+
+/* Seal c's open message in place: pad, encrypt, write the prefix. */
+static void seal_open(br_conn *c)
+{
+  if (c->open_used == 0)
+    return;
+  uint8_t *p = c->out + c->open_off;
+  size_t used = c->open_used, wire = used;
+  c->open_used = 0;
+  if (g_encrypt) {
+    size_t padded = pad_size(used);
+    uint8_t nonce[12];
+    unsigned long long cl;
+    memset(p + 4 + used, 0, padded - used);
+    rw_nonce(nonce, 1, c->tx_n++);
+    crypto_aead_chacha20poly1305_ietf_encrypt(p + 4, &cl, p + 4, padded, NULL, 0, NULL, nonce,
+                                              c->key);
+    wire = padded + 16;
+  }
+  put_u32be(p, (uint32_t)wire);
+}
+
+/* Append the record u16 len || rec to d's open message (a new one if none
+ * is open or it would outgrow BR_PACK_MAX). -1: slow consumer. */
+static int pack_record(br_conn *d, const uint8_t *rec, size_t len)
+{
+  size_t r = 2 + len;
+  uint8_t *o;
+  if (d->open_used > 0 && extent(d->open_used + r) <= BR_PACK_MAX) {
+    if (out_append(d, extent(d->open_used + r) - extent(d->open_used)) == NULL)
+      return -1;
+    o = d->out + d->open_off + 4 + d->open_used;
+    d->open_used += r;
+  } else {
+    seal_open(d);
+    if ((o = out_append(d, extent(r))) == NULL)
+      return -1;
+    d->open_off = (size_t)(o - d->out);
+    d->open_used = r;
+    o += 4;
+  }
+  o[0] = (uint8_t)(len >> 8);
+  o[1] = (uint8_t)len;
+  memcpy(o + 2, rec, len);
+  return 0;
+}
+
 /* One SEND: payload = 02 || data (already decrypted in encrypt mode). */
 static int do_send(br_conn *c, const uint8_t *m, size_t len)
 {
-  static uint8_t pt[BR_MAX_MSG];
-  if (c->room < 0 || len < 1 || m[0] != 0x02)
+  static uint8_t rec[BR_MAX_MSG];
+  if (c->room < 0 || len < 1 || m[0] != 0x02 || extent(2 + len) > BR_MAX_MSG + 4)
     return -1;
   br_room *r = &g_rooms[c->room];
-  size_t ptlen = len;
-  if (g_encrypt) {
-    /* pad once: u16 len || 82 || data || zeros */
-    ptlen = (2 + len + BR_PAD - 1) / BR_PAD * BR_PAD;
-    if (ptlen + 16 > BR_MAX_MSG)
-      return -1;
-    pt[0] = (uint8_t)(len >> 8);
-    pt[1] = (uint8_t)len;
-    memcpy(pt + 2, m, len);
-    pt[2] = 0x82;
-    memset(pt + 2 + len, 0, ptlen - 2 - len);
-  } else {
-    memcpy(pt, m, len);
-    pt[0] = 0x82;
-  }
-  size_t wire = ptlen + (g_encrypt ? 16u : 0u);
+  memcpy(rec, m, len);
+  rec[0] = 0x82;
   for (int i = 0; i < r->n; i++) {
     br_conn *d = g_conns[r->fds[i]];
     if (d == c || d == NULL)
       continue;
-    uint8_t *o = out_append(d, 4 + wire);
-    if (o == NULL) {
+    if (pack_record(d, rec, len) != 0) {
       /* slow consumer (or no memory): close it after this pass. */
       shutdown(d->fd, SHUT_RDWR);
       continue;
-    }
-    put_u32be(o, (uint32_t)wire);
-    if (g_encrypt) {
-      uint8_t nonce[12];
-      unsigned long long cl;
-      rw_nonce(nonce, 1, d->tx_n++);
-      crypto_aead_chacha20poly1305_ietf_encrypt(o + 4, &cl, pt, ptlen, NULL, 0, NULL, nonce,
-                                                d->key);
-    } else {
-      memcpy(o + 4, pt, len);
     }
     g_deliveries++;
   }
@@ -321,6 +361,7 @@ static void flush_dirty(void)
     if (c == NULL || c->fd != g_dirty[i])
       continue;
     c->dirty = 0;
+    seal_open(c);
     size_t pend = c->out_len - c->out_off;
     if (pend == 0)
       continue;

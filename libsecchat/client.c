@@ -1121,15 +1121,21 @@ static void on_message(secchat_client *c, const uint8_t *msg, size_t len)
   }
   size_t ptlen = 0;
   int rc = sc_noise_transport_decrypt(&c->tr, msg, len, c->rx, SECCHAT_MAX_WIRE_MESSAGE, &ptlen);
-  const uint8_t *body = NULL;
-  size_t blen = 0;
+  sc_records recs;
   if (rc == 0)
-    rc = sc_unpad(c->rx, ptlen, &body, &blen);
-  if (rc != 0) {
+    rc = sc_records_open(&recs, c->rx, ptlen);
+  if (rc < 0) {
     condemn(c, rc, 0);
+    sodium_memzero(c->rx, ptlen);
     return;
   }
-  on_body(c, body, blen);
+  /* The relay packs the frames it has for us into one message: each is
+   * handled as if it had come alone, until one kills the session. */
+  const uint8_t *body = NULL;
+  size_t blen = 0;
+  while (c->cstate != SC_C_DEAD && c->cstate != SC_C_IDLE &&
+         sc_records_next(&recs, &body, &blen))
+    on_body(c, body, blen);
   sodium_memzero(c->rx, ptlen);
 }
 

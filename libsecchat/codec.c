@@ -144,48 +144,96 @@ void sc_frame_prefix(uint8_t out[4], uint32_t len)
 
 /* ---- Padding ------------------------------------------------------------------ */
 
-size_t sc_padded_size(size_t body_len)
+size_t sc_pad_size(size_t used)
 {
-  if (body_len > SECCHAT_MAX_FRAME_BODY)
+  if (used == 0 || used > SECCHAT_MAX_TRANSPORT_PLAINTEXT)
     return 0;
   size_t blk = SECCHAT_TRANSPORT_PAD_BLOCK;
-  size_t n = (2 + body_len + blk - 1) / blk * blk;
+  size_t n = (used + blk - 1) / blk * blk;
   return n > SECCHAT_MAX_TRANSPORT_PLAINTEXT ? SECCHAT_MAX_TRANSPORT_PLAINTEXT : n;
+}
+
+size_t sc_padded_size(size_t body_len)
+{
+  if (body_len == 0 || body_len > SECCHAT_MAX_FRAME_BODY)
+    return 0;
+  return sc_pad_size(2 + body_len);
+}
+
+secchat_ssize sc_record_put(uint8_t *out, size_t cap, const uint8_t *body, size_t len)
+{
+  if ((out == NULL && cap != 0) || body == NULL)
+    return SECCHAT_ERR_INVALID_ARGUMENT;
+  if (len == 0 || len > SECCHAT_MAX_FRAME_BODY)
+    return SECCHAT_ERR_TOO_LONG;
+  if (2 + len > cap)
+    return SECCHAT_ERR_BUFFER_TOO_SMALL;
+  out[0] = (uint8_t)(len >> 8);
+  out[1] = (uint8_t)len;
+  memcpy(out + 2, body, len);
+  return (secchat_ssize)(2 + len);
 }
 
 secchat_ssize sc_pad(uint8_t *out, size_t cap, const uint8_t *body, size_t len)
 {
-  if ((out == NULL && cap != 0) || (body == NULL && len != 0))
+  if ((out == NULL && cap != 0) || body == NULL)
     return SECCHAT_ERR_INVALID_ARGUMENT;
   size_t total = sc_padded_size(len);
   if (total == 0)
     return SECCHAT_ERR_TOO_LONG;
   if (total > cap)
     return SECCHAT_ERR_BUFFER_TOO_SMALL;
-  out[0] = (uint8_t)(len >> 8);
-  out[1] = (uint8_t)len;
-  if (len > 0)
-    memcpy(out + 2, body, len);
+  (void)sc_record_put(out, cap, body, len);
   memset(out + 2 + len, 0, total - 2 - len);
   return (secchat_ssize)total;
 }
 
+int sc_records_open(sc_records *r, const uint8_t *pt, size_t len)
+{
+  if (pt == NULL)
+    return SECCHAT_ERR_BAD_PADDING;
+  size_t off = 0;
+  int n = 0;
+  /* Records until the plaintext ends or a zero length (= padding) starts. */
+  while (len - off >= 2) {
+    size_t bl = (size_t)pt[off] << 8 | pt[off + 1];
+    if (bl == 0)
+      break;
+    if (bl > len - off - 2)
+      return SECCHAT_ERR_BAD_PADDING;
+    off += 2 + bl;
+    n++;
+  }
+  /* Padding must be zero and minimal so that the records have exactly one
+   * plaintext. */
+  uint8_t acc = 0;
+  for (size_t k = off; k < len; k++)
+    acc |= pt[k];
+  if (n == 0 || acc != 0 || sc_pad_size(off) != len)
+    return SECCHAT_ERR_BAD_PADDING;
+  r->pt = pt;
+  r->end = off;
+  r->off = 0;
+  return n;
+}
+
+int sc_records_next(sc_records *r, const uint8_t **body, size_t *body_len)
+{
+  if (r->off >= r->end)
+    return 0;
+  size_t bl = (size_t)r->pt[r->off] << 8 | r->pt[r->off + 1];
+  *body = r->pt + r->off + 2;
+  *body_len = bl;
+  r->off += 2 + bl;
+  return 1;
+}
+
 int sc_unpad(const uint8_t *pt, size_t len, const uint8_t **body, size_t *body_len)
 {
-  if (pt == NULL || len < 2)
+  sc_records r;
+  if (sc_records_open(&r, pt, len) != 1)
     return SECCHAT_ERR_BAD_PADDING;
-  size_t n = (size_t)pt[0] << 8 | pt[1];
-  if (n > len - 2 || sc_padded_size(n) != len)
-    return SECCHAT_ERR_BAD_PADDING;
-  /* Padding must be zero so that one body has exactly one plaintext. */
-  uint8_t acc = 0;
-  for (size_t k = 2 + n; k < len; k++)
-    acc |= pt[k];
-  if (acc != 0)
-    return SECCHAT_ERR_BAD_PADDING;
-  *body = pt + 2;
-  *body_len = n;
-  return 0;
+  return sc_records_next(&r, body, body_len) == 1 ? 0 : SECCHAT_ERR_BAD_PADDING;
 }
 
 /* ---- Frame schemas -------------------------------------------------------------- */

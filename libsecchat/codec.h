@@ -5,7 +5,7 @@
  * Layers, outermost first:
  *   TCP stream  = { u32be len || message }*        sc_deframer
  *   message     = Noise handshake or transport message, 1..65535 bytes
- *   plaintext   = u16be body_len || body || zeros   sc_pad / sc_unpad
+ *   plaintext   = { u16be body_len || body }+ || zeros   sc_records_*
  *   body        = canonical msgpack [type, fields...] sc_frame_decode/encode
  *
  * Nothing here allocates except the deframer (at most one buffer of the
@@ -74,25 +74,56 @@ bool sc_deframer_in_progress(const sc_deframer *d);
 /* Write the 4-byte big-endian prefix for a message of len bytes. */
 void sc_frame_prefix(uint8_t out[4], uint32_t len);
 
-/* ---- Transport padding ------------------------------------------------------
- * plaintext = u16be body_len || body || zero bytes, with total size
- * sc_padded_size(body_len): 2 + body_len rounded up to a multiple of
- * SECCHAT_TRANSPORT_PAD_BLOCK, capped at SECCHAT_MAX_TRANSPORT_PLAINTEXT.
- * The size is a function of body_len, so exactly one plaintext is valid per
- * body. */
+/* ---- Records and padding ---------------------------------------------------
+ * plaintext = record+ || zero bytes         record = u16be body_len || body
+ * with body_len >= 1 (a zero length would read as padding) and total size
+ * sc_pad_size(used), used = the sum of the records' sizes (2 + body_len
+ * each): used rounded up to a multiple of SECCHAT_TRANSPORT_PAD_BLOCK,
+ * capped at SECCHAT_MAX_TRANSPORT_PLAINTEXT. The size is a function of the
+ * records, so exactly one plaintext is valid per sequence of bodies. A
+ * sender may pack several frames into one transport message (the relay
+ * packs what it has for a connection in one loop pass: one AEAD instead of
+ * one per frame, docs/protocol.md 1.3); with one record this is the
+ * single-frame plaintext of earlier drafts, unchanged. */
 
-/* Padded size for a body of len bytes, or 0 if len > SECCHAT_MAX_FRAME_BODY. */
+/* Padded size for `used` record bytes, or 0 if used is 0 or larger than
+ * SECCHAT_MAX_TRANSPORT_PLAINTEXT. */
+size_t sc_pad_size(size_t used);
+
+/* Padded size of a single-record plaintext holding a body of len bytes, or 0
+ * if len is 0 or > SECCHAT_MAX_FRAME_BODY. */
 size_t sc_padded_size(size_t body_len);
 
-/* Write the padded plaintext of body[0, len) to out (cap bytes). Returns
- * the plaintext size, SECCHAT_ERR_TOO_LONG (len > SECCHAT_MAX_FRAME_BODY) or
- * SECCHAT_ERR_BUFFER_TOO_SMALL. out and body may not overlap. */
+/* Write body[0, len) as one record at out (2 + len bytes; cap is the room).
+ * Returns 2 + len, SECCHAT_ERR_TOO_LONG (len 0 or > SECCHAT_MAX_FRAME_BODY)
+ * or SECCHAT_ERR_BUFFER_TOO_SMALL. */
+secchat_ssize sc_record_put(uint8_t *out, size_t cap, const uint8_t *body, size_t len);
+
+/* Write the single-record padded plaintext of body[0, len) to out (cap
+ * bytes). Returns the plaintext size, SECCHAT_ERR_TOO_LONG (len 0 or >
+ * SECCHAT_MAX_FRAME_BODY) or SECCHAT_ERR_BUFFER_TOO_SMALL. out and body may
+ * not overlap. */
 secchat_ssize sc_pad(uint8_t *out, size_t cap, const uint8_t *body, size_t len);
 
-/* Locate the body in a padded plaintext (zero copy). Returns 0 or
- * SECCHAT_ERR_BAD_PADDING: shorter than 2 bytes, body_len beyond the
- * plaintext, a nonzero padding byte, or a total size other than
- * sc_padded_size(body_len). */
+/* Iterator over the records of a padded plaintext (zero copy). */
+typedef struct sc_records {
+  const uint8_t *pt;
+  size_t end; /* bytes used by records */
+  size_t off; /* next record */
+} sc_records;
+
+/* Check a whole padded plaintext before anything in it is used: one or more
+ * records, each inside the plaintext, then only zero bytes, and a total
+ * size of sc_pad_size(used). Returns the number of records (>= 1) and sets
+ * up r, or SECCHAT_ERR_BAD_PADDING. */
+int sc_records_open(sc_records *r, const uint8_t *pt, size_t len);
+
+/* The next body of a checked plaintext: 1 with *body / *body_len set, or 0
+ * after the last one. */
+int sc_records_next(sc_records *r, const uint8_t **body, size_t *body_len);
+
+/* The body of a plaintext that must hold exactly one record. Returns 0 or
+ * SECCHAT_ERR_BAD_PADDING (as sc_records_open, or more than one record). */
 int sc_unpad(const uint8_t *pt, size_t len, const uint8_t **body, size_t *body_len);
 
 /* ---- Frame catalogue --------------------------------------------------------

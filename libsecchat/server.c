@@ -361,20 +361,34 @@ static void queue_drop(secchat_server *srv, sc_conn *c)
   }
   c->qtail = NULL;
   c->qbytes = 0;
+  c->open_used = 0;
+}
+
+/* Wire size of a transport message carrying `used` record bytes. */
+static size_t wire_size(size_t used)
+{
+  return SECCHAT_FRAME_PREFIX_BYTES + sc_pad_size(used) + SC_NOISE_TAGLEN;
+}
+
+/* n more bytes fit under the output cap? If not, c is a slow consumer:
+ * its queue is dropped and it is condemned. */
+static int queue_admit(secchat_server *srv, sc_conn *c, size_t n)
+{
+  if (c->qbytes + n <= srv->cfg.max_output_bytes)
+    return 1;
+  srv->st.slow_consumers++;
+  sc_srv_log(srv, SECCHAT_LOG_WARNING, "slow_consumer", c, SECCHAT_ERR_QUEUE_FULL, 0, c->qbytes);
+  queue_drop(srv, c);
+  sc_srv_condemn(srv, c, SC_BYE_SLOW_CONSUMER, 0, SECCHAT_ERR_QUEUE_FULL);
+  return 0;
 }
 
 /* Room for `need` contiguous bytes at the queue's tail, or NULL: the cap
  * would be exceeded (c is condemned as a slow consumer) or no memory. */
 static uint8_t *queue_reserve(secchat_server *srv, sc_conn *c, size_t need)
 {
-  if (c->qbytes + need > srv->cfg.max_output_bytes) {
-    srv->st.slow_consumers++;
-    sc_srv_log(srv, SECCHAT_LOG_WARNING, "slow_consumer", c, SECCHAT_ERR_QUEUE_FULL, 0,
-               c->qbytes);
-    queue_drop(srv, c);
-    sc_srv_condemn(srv, c, SC_BYE_SLOW_CONSUMER, 0, SECCHAT_ERR_QUEUE_FULL);
+  if (!queue_admit(srv, c, need))
     return NULL;
-  }
   sc_chunk *t = c->qtail;
   if (t == NULL || t->cap - t->tail < need) {
     sc_chunk *ch = chunk_get(srv, need, c->qhead == NULL);
@@ -403,61 +417,72 @@ static void queue_commit(secchat_server *srv, sc_conn *c, size_t n)
   }
 }
 
-/* Queue one transport message to c. pt == NULL (one recipient): body is
- * padded straight into the queue and encrypted in place; otherwise pt is a
- * padded plaintext shared by many recipients, encrypted out of place into
- * the queue and left unchanged. */
-static int send_sealed(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded,
-                       const uint8_t *body, size_t len)
+/* Seal c's open message in place: zero the padding, encrypt, write the
+ * length prefix. Its queue extent (prefix + padded + tag) was reserved and
+ * counted as records were added, so nothing moves. */
+static void seal_open(secchat_server *srv, sc_conn *c)
+{
+  if (c->open_used == 0)
+    return;
+  size_t used = c->open_used, padded = sc_pad_size(used), outlen = 0;
+  uint8_t *p = c->qtail->data + c->open_off;
+  uint8_t *pt = p + SECCHAT_FRAME_PREFIX_BYTES;
+  c->open_used = 0;
+  memset(pt + used, 0, padded - used);
+  int rc = sc_noise_transport_encrypt(&conn_secrets(srv, c)->u.t, pt, padded, pt,
+                                      padded + SC_NOISE_TAGLEN, &outlen);
+  if (rc < 0) { /* nonce exhaustion: nothing sane to send any more */
+    queue_drop(srv, c);
+    sc_srv_condemn(srv, c, 0, 0, rc);
+    return;
+  }
+  sc_frame_prefix(p, (uint32_t)outlen);
+}
+
+/* Why records are packed: in a loaded relay a connection receives many
+ * frames per loop pass (rooms of 10 at saturation: ~70 per write), and one
+ * ChaCha20-Poly1305 call per 256-byte frame cost most of the relay's time;
+ * one call over the pass's frames costs a fraction (docs/benchmarks.md). The
+ * open message never leaves its chunk, so it is bounded by SC_CHUNK_BIG
+ * (or one frame's size), and sealing at output time adds no latency. */
+int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len)
 {
   if (c->state == SC_ST_CLOSING || c->state < SC_ST_AUTHWAIT)
     return SECCHAT_ERR_INVALID_STATE;
-  size_t wire = padded + SC_NOISE_TAGLEN;
-  uint8_t *p = queue_reserve(srv, c, SECCHAT_FRAME_PREFIX_BYTES + wire);
+  if (len == 0 || len > SECCHAT_MAX_FRAME_BODY)
+    return SECCHAT_ERR_TOO_LONG;
+  size_t rec = 2 + len;
+  if (c->open_used != 0) {
+    size_t used = c->open_used + rec;
+    if (used <= SECCHAT_MAX_TRANSPORT_PLAINTEXT &&
+        c->open_off + wire_size(used) <= c->qtail->cap) {
+      size_t grow = wire_size(used) - wire_size(c->open_used);
+      if (!queue_admit(srv, c, grow))
+        return SECCHAT_ERR_QUEUE_FULL;
+      uint8_t *dst = c->qtail->data + c->open_off + SECCHAT_FRAME_PREFIX_BYTES + c->open_used;
+      (void)sc_record_put(dst, rec, body, len);
+      c->open_used = (uint32_t)used;
+      queue_commit(srv, c, grow);
+      return 0;
+    }
+    seal_open(srv, c);
+    if (c->state == SC_ST_CLOSING)
+      return SECCHAT_ERR_INVALID_STATE;
+  }
+  size_t need = wire_size(rec);
+  uint8_t *p = queue_reserve(srv, c, need);
   if (p == NULL)
     return SECCHAT_ERR_QUEUE_FULL;
-  uint8_t *ct = p + SECCHAT_FRAME_PREFIX_BYTES;
-  size_t outlen = 0;
-  int rc = 0;
-  if (pt == NULL) { /* one recipient: pad in the queue, encrypt in place */
-    rc = (int)sc_pad(ct, padded, body, len);
-    pt = ct;
-  }
-  if (rc >= 0)
-    rc = sc_noise_transport_encrypt(&conn_secrets(srv, c)->u.t, pt, padded, ct, wire, &outlen);
-  if (rc < 0) { /* nonce exhaustion: nothing sane to send any more */
-    sc_srv_condemn(srv, c, 0, 0, rc);
-    return rc;
-  }
-  sc_frame_prefix(p, (uint32_t)outlen);
-  queue_commit(srv, c, SECCHAT_FRAME_PREFIX_BYTES + outlen);
+  (void)sc_record_put(p + SECCHAT_FRAME_PREFIX_BYTES, rec, body, len);
+  c->open_off = (uint32_t)(p - c->qtail->data);
+  c->open_used = (uint32_t)rec;
+  queue_commit(srv, c, need);
   return 0;
 }
 
-int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len)
+secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f)
 {
-  size_t padded = sc_padded_size(len);
-  if (padded == 0)
-    return SECCHAT_ERR_TOO_LONG;
-  return send_sealed(srv, c, NULL, padded, body, len);
-}
-
-int sc_srv_send_padded(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded)
-{
-  return send_sealed(srv, c, pt, padded, NULL, 0);
-}
-
-secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f, size_t *body_len)
-{
-  secchat_ssize n = sc_frame_encode(f, srv->fan + 2, SECCHAT_MAX_FRAME_BODY);
-  if (n < 0)
-    return n;
-  size_t padded = sc_padded_size((size_t)n);
-  srv->fan[0] = (uint8_t)((size_t)n >> 8);
-  srv->fan[1] = (uint8_t)n;
-  memset(srv->fan + 2 + n, 0, padded - 2 - (size_t)n);
-  *body_len = (size_t)n;
-  return (secchat_ssize)padded;
+  return sc_frame_encode(f, srv->fan, SECCHAT_MAX_FRAME_BODY);
 }
 
 int sc_srv_send_frame(secchat_server *srv, sc_conn *c, const sc_frame *f)
@@ -1116,7 +1141,8 @@ static void dispatch(secchat_server *srv, sc_conn *c, const sc_frame *f)
 /* One complete message from the deframer. */
 static void on_message(secchat_server *srv, sc_conn *c, const uint8_t *msg, size_t len)
 {
-  srv->st.frames_in++;
+  if (c->state < SC_ST_AUTHWAIT)
+    srv->st.frames_in++; /* a handshake message; transport ones count per frame */
   if (c->state == SC_ST_HS1) {
     handshake_msg1(srv, c, msg, len);
     return;
@@ -1134,17 +1160,26 @@ static void on_message(secchat_server *srv, sc_conn *c, const uint8_t *msg, size
     sc_srv_condemn(srv, c, 0, 0, rc);
     return;
   }
-  const uint8_t *body = NULL;
-  size_t blen = 0;
-  sc_frame f;
-  rc = sc_unpad(srv->rx, ptlen, &body, &blen);
-  if (rc == 0)
-    rc = sc_frame_decode(&f, body, blen);
-  if (rc != 0) {
+  sc_records recs;
+  rc = sc_records_open(&recs, srv->rx, ptlen);
+  if (rc < 0) {
     protocol_violation(srv, c, SC_WIRE_PROTOCOL, rc);
     return;
   }
-  dispatch(srv, c, &f);
+  /* The frames of one message in order, as if each had come alone; a frame
+   * that fails to decode closes the connection after the ones before it. */
+  const uint8_t *body = NULL;
+  size_t blen = 0;
+  while (c->state != SC_ST_CLOSING && sc_records_next(&recs, &body, &blen)) {
+    sc_frame f;
+    srv->st.frames_in++;
+    rc = sc_frame_decode(&f, body, blen);
+    if (rc != 0) {
+      protocol_violation(srv, c, SC_WIRE_PROTOCOL, rc);
+      return;
+    }
+    dispatch(srv, c, &f);
+  }
 }
 
 /* A deframer error: the length prefix itself is bad (A1, A2). */
@@ -1210,6 +1245,7 @@ int secchat_server_conn_output(secchat_server *srv, uint64_t conn, secchat_iovec
   sc_conn *c = conn_get(srv, conn);
   if (c == NULL)
     return SECCHAT_ERR_NOT_FOUND;
+  seal_open(srv, c);
   int n = 0;
   for (sc_chunk *ch = c->qhead; ch != NULL && n < max; ch = ch->next) {
     if (ch->tail == ch->head)
@@ -1236,6 +1272,7 @@ int secchat_server_conn_consumed(secchat_server *srv, uint64_t conn, size_t n)
     return SECCHAT_ERR_NOT_FOUND;
   if (n > c->qbytes)
     return SECCHAT_ERR_INVALID_ARGUMENT;
+  seal_open(srv, c); /* only sealed bytes can have been handed out */
   c->qbytes -= n;
   while (n > 0 || (c->qhead != NULL && c->qhead->head == c->qhead->tail)) {
     sc_chunk *ch = c->qhead;

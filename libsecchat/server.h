@@ -95,7 +95,9 @@ typedef struct sc_conn {
   struct sc_route **routes;
   sc_mapent uid_ent, name_ent;
   sc_chunk *qhead, *qtail;
-  size_t qbytes;
+  size_t qbytes;     /* pending output, the open message counted as sealed */
+  uint32_t open_off; /* open (unsealed) message: its prefix in qtail->data */
+  uint32_t open_used; /* its record bytes; 0 = none open */
   struct sc_conn *doom_next;
   sc_bucket b_group, b_direct, b_ctrl, b_fanout;
 } sc_conn;
@@ -221,20 +223,19 @@ sc_mapent *sc_map_find(const sc_map *m, const uint8_t *key, uint32_t klen, uint6
 int sc_bucket_take(sc_bucket *b, uint64_t rate, uint64_t burst, uint64_t period_ms, uint64_t cost,
                    uint64_t now);
 
-/* Queue one encoded body (padded + encrypted) to c. 0, or an error after
- * which c may be condemned (slow consumer). */
+/* Queue one encoded frame body to c: appended as a record to c's open
+ * transport message, which is sealed (padded, encrypted in place) when the
+ * host asks for output or when the next record does not fit. 0, or an error
+ * after which c may be condemned (slow consumer). */
 int sc_srv_send_body(secchat_server *srv, sc_conn *c, const uint8_t *body, size_t len);
 int sc_srv_send_frame(secchat_server *srv, sc_conn *c, const sc_frame *f);
-/* Fanout: sc_srv_fan_frame encodes f and pads it once into srv->fan (the
- * body is at srv->fan + 2, *body_len bytes) and returns the padded size or
- * a codec error; sc_srv_send_padded then encrypts such a padded plaintext
- * (not modified) straight into each recipient's queue, so per recipient
- * there is no copy of the plaintext, only the AEAD. Errors as
- * sc_srv_send_body. srv->fan stays valid until the next sc_srv_fan_frame:
- * nothing on the send path re-encodes into it (condemned connections are
- * detached later, in settle()). */
-secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f, size_t *body_len);
-int sc_srv_send_padded(secchat_server *srv, sc_conn *c, const uint8_t *pt, size_t padded);
+/* Fanout: encode f once into srv->fan and return its length or a codec
+ * error; callers then sc_srv_send_body(srv->fan) to each recipient (a copy
+ * into its open message; the AEAD is per message, not per recipient frame).
+ * srv->fan stays valid until the next sc_srv_fan_frame: nothing on the send
+ * path re-encodes into it (condemned connections are detached later, in
+ * settle()). */
+secchat_ssize sc_srv_fan_frame(secchat_server *srv, const sc_frame *f);
 void sc_srv_send_error(secchat_server *srv, sc_conn *c, uint64_t code, uint64_t ref);
 void sc_srv_condemn(secchat_server *srv, sc_conn *c, int bye_reason, int flush, int cause);
 void sc_srv_log(secchat_server *srv, int level, const char *event, const sc_conn *c, int code,

@@ -298,13 +298,9 @@ static void apply_deliver(secchat_server *srv, const uint8_t *id, const uint8_t 
   sc_route *r = sc_route_find(srv, id);
   if (r == NULL || r->n == 0)
     return;
-  /* pad once (the job is not in srv->fan), encrypt per member */
-  secchat_ssize padded = sc_pad(srv->fan, SECCHAT_MAX_TRANSPORT_PLAINTEXT, body, len);
-  if (padded < 0)
-    return;
   for (uint32_t i = r->n; i-- > 0;) {
     sc_conn *m = r->members[i];
-    if (m->state != SC_ST_CLOSING && sc_srv_send_padded(srv, m, srv->fan, (size_t)padded) == 0)
+    if (m->state != SC_ST_CLOSING && sc_srv_send_body(srv, m, body, len) == 0)
       srv->st.deliveries++;
   }
 }

@@ -2,9 +2,10 @@
  * connections), the online directory (uid and name -> connection), and the
  * relay of GROUP_SEND / DIRECT, LOOKUP and PRESENCE (docs/relay.md).
  *
- * Hot path: a GROUP_SEND's DELIVER body is encoded and padded once into
- * srv->fan; per recipient only the transport encryption happens, from that
- * shared plaintext directly into the recipient's output queue. Nothing here closes a connection in the
+ * Hot path: a GROUP_SEND's DELIVER body is encoded once into srv->fan; per
+ * recipient it is copied as a record into the recipient's open transport
+ * message, encrypted with the rest of that message when the host drains the
+ * queue (server.c, sc_srv_send_body). Nothing here closes a connection in the
  * middle of an iteration: a recipient that overflows is only condemned, and
  * detached at the end of the public call (server.c, settle()). */
 #include "server.h"
@@ -44,14 +45,13 @@ void sc_route_presence(secchat_server *srv, sc_route *r, const sc_conn *except,
   f.u.presence.route_id = r->id;
   f.u.presence.uid = uid;
   f.u.presence.online = online != 0;
-  size_t blen;
-  secchat_ssize padded = sc_srv_fan_frame(srv, &f, &blen);
-  if (padded < 0)
+  secchat_ssize blen = sc_srv_fan_frame(srv, &f);
+  if (blen < 0)
     return;
   for (uint32_t i = r->n; i-- > 0;) {
     sc_conn *m = r->members[i];
     if (m != except && m->state != SC_ST_CLOSING)
-      (void)sc_srv_send_padded(srv, m, srv->fan, (size_t)padded);
+      (void)sc_srv_send_body(srv, m, srv->fan, (size_t)blen);
   }
 }
 
@@ -259,9 +259,8 @@ void sc_route_group_send(secchat_server *srv, sc_conn *c, const sc_frame *f)
     d.type = SC_FRAME_DELIVER;
     d.u.deliver.route_id = r->id;
     d.u.deliver.blob = f->u.group_send.blob;
-    size_t blen;
-    secchat_ssize padded = sc_srv_fan_frame(srv, &d, &blen);
-    if (padded < 0) { /* cannot happen: the limits are derived so that it fits */
+    secchat_ssize blen = sc_srv_fan_frame(srv, &d);
+    if (blen < 0) { /* cannot happen: the limits are derived so that it fits */
       sc_srv_send_error(srv, c, SC_WIRE_FRAME_TOO_LARGE, ref);
       return;
     }
@@ -269,11 +268,11 @@ void sc_route_group_send(secchat_server *srv, sc_conn *c, const sc_frame *f)
       sc_conn *m = r->members[i];
       if (m == c || m->state == SC_ST_CLOSING)
         continue;
-      if (sc_srv_send_padded(srv, m, srv->fan, (size_t)padded) == 0)
+      if (sc_srv_send_body(srv, m, srv->fan, (size_t)blen) == 0)
         srv->st.deliveries++;
     }
     if (r->rn > 0)
-      sc_fan_deliver(srv, r, srv->fan + 2, blen);
+      sc_fan_deliver(srv, r, srv->fan, (size_t)blen);
   }
   srv->st.relayed++;
   sc_frame a;

@@ -236,7 +236,8 @@ static int send_frame(client *c, const sc_frame *f)
 }
 
 /* Queue the messages in buf: raw during the handshake, decrypted and
- * unpadded bodies after. Returns -1 on a protocol failure. */
+ * the frame bodies after (one message may pack several). Returns -1 on a
+ * protocol failure. */
 static int feed(client *c, const uint8_t *p, size_t len)
 {
   static uint8_t pt[SECCHAT_MAX_WIRE_MESSAGE];
@@ -263,11 +264,16 @@ static int feed(client *c, const uint8_t *p, size_t len)
       return -1;
     const uint8_t *body;
     size_t blen;
-    if (sc_unpad(pt, ptlen, &body, &blen) != 0)
+    sc_records recs;
+    if (sc_records_open(&recs, pt, ptlen) < 0)
       return -1;
-    c->q[c->qn] = malloc(blen ? blen : 1);
-    memcpy(c->q[c->qn], body, blen);
-    c->qlen[c->qn++] = blen;
+    while (sc_records_next(&recs, &body, &blen)) { /* the relay packs frames */
+      if (c->qn == QMAX)
+        return -1;
+      c->q[c->qn] = malloc(blen);
+      memcpy(c->q[c->qn], body, blen);
+      c->qlen[c->qn++] = blen;
+    }
   }
   return 0;
 }

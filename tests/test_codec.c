@@ -1167,7 +1167,7 @@ END_TEST
 START_TEST(padding_sizes)
 {
   static const struct { size_t body, padded; } t[] = {
-      {0, 256},      {1, 256},         {254, 256},       {255, 512},
+      {0, 0},        {1, 256},         {254, 256},       {255, 512},
       {510, 512},    {511, 768},       {65278, 65280},   {65279, 65519},
       {65517, 65519}, {65518, 0},
   };
@@ -1181,7 +1181,7 @@ START_TEST(padding_roundtrip_and_errors)
   static uint8_t pt[SECCHAT_MAX_TRANSPORT_PLAINTEXT + 8], body[SECCHAT_MAX_FRAME_BODY + 1];
   for (size_t k = 0; k < sizeof body; k++)
     body[k] = (uint8_t)(k + 1);
-  static const size_t sizes[] = {0, 1, 3, 254, 255, 1000, 65279, 65517};
+  static const size_t sizes[] = {1, 3, 254, 255, 1000, 65279, 65517};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
     secchat_ssize n = sc_pad(pt, sizeof pt, body, sizes[k]);
     ck_assert_int_eq(n, (secchat_ssize)sc_padded_size(sizes[k]));
@@ -1191,10 +1191,11 @@ START_TEST(padding_roundtrip_and_errors)
     ck_assert_int_eq(sc_unpad(pt, (size_t)n, &b, &bl), 0);
     ck_assert_uint_eq(bl, sizes[k]);
     ck_assert_ptr_eq(b, pt + 2);
-    if (bl)
-      ck_assert_mem_eq(b, body, bl);
+    ck_assert_mem_eq(b, body, bl);
   }
   ck_assert_int_eq(sc_pad(pt, sizeof pt, body, SECCHAT_MAX_FRAME_BODY + 1), SECCHAT_ERR_TOO_LONG);
+  /* An empty body has no record: its zero length would read as padding. */
+  ck_assert_int_eq(sc_pad(pt, sizeof pt, body, 0), SECCHAT_ERR_TOO_LONG);
   ck_assert_int_eq(sc_pad(pt, 255, body, 3), SECCHAT_ERR_BUFFER_TOO_SMALL);
 
   const uint8_t *b;
@@ -1226,6 +1227,96 @@ START_TEST(padding_roundtrip_and_errors)
   ck_assert_int_eq(sc_unpad(pt, SECCHAT_MAX_TRANSPORT_PLAINTEXT, &b, &bl), 0);
   ck_assert_int_eq(sc_unpad(pt, SECCHAT_MAX_TRANSPORT_PLAINTEXT + 1, &b, &bl),
                    SECCHAT_ERR_BAD_PADDING);
+}
+END_TEST
+
+/* Several records in one plaintext: the layout of docs/protocol.md 1.3. */
+START_TEST(records_roundtrip_and_errors)
+{
+  static uint8_t pt[SECCHAT_MAX_TRANSPORT_PLAINTEXT + 8];
+  uint8_t body[300];
+  for (size_t k = 0; k < sizeof body; k++)
+    body[k] = (uint8_t)(k + 1);
+  /* sizes: used bytes -> padded */
+  ck_assert_uint_eq(sc_pad_size(0), 0);
+  ck_assert_uint_eq(sc_pad_size(1), 256);
+  ck_assert_uint_eq(sc_pad_size(256), 256);
+  ck_assert_uint_eq(sc_pad_size(257), 512);
+  ck_assert_uint_eq(sc_pad_size(65519), 65519);
+  ck_assert_uint_eq(sc_pad_size(65520), 0);
+  /* record_put */
+  ck_assert_int_eq(sc_record_put(pt, sizeof pt, body, 0), SECCHAT_ERR_TOO_LONG);
+  ck_assert_int_eq(sc_record_put(pt, 11, body, 10), SECCHAT_ERR_BUFFER_TOO_SMALL);
+  ck_assert_int_eq(sc_record_put(pt, 12, body, 10), 12);
+  ck_assert_int_eq(pt[0], 0);
+  ck_assert_int_eq(pt[1], 10);
+
+  /* 3 records of 10, 300 and 1 bytes: 317 used -> 512, in order. */
+  static const size_t lens[] = {10, 300, 1};
+  size_t used = 0;
+  for (int i = 0; i < 3; i++)
+    used += (size_t)sc_record_put(pt + used, sizeof pt - used, body, lens[i]);
+  ck_assert_uint_eq(used, 317);
+  memset(pt + used, 0, 512 - used);
+  sc_records r;
+  ck_assert_int_eq(sc_records_open(&r, pt, 512), 3);
+  const uint8_t *b;
+  size_t bl, off = 2;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(sc_records_next(&r, &b, &bl), 1);
+    ck_assert_uint_eq(bl, lens[i]);
+    ck_assert_ptr_eq(b, pt + off);
+    ck_assert_mem_eq(b, body, bl);
+    off += bl + 2;
+  }
+  ck_assert_int_eq(sc_records_next(&r, &b, &bl), 0);
+  ck_assert_int_eq(sc_unpad(pt, 512, &b, &bl), SECCHAT_ERR_BAD_PADDING); /* not one */
+  /* wrong totals: unpadded, over-padded, one byte short */
+  ck_assert_int_eq(sc_records_open(&r, pt, used), SECCHAT_ERR_BAD_PADDING);
+  memset(pt + 512, 0, 256);
+  ck_assert_int_eq(sc_records_open(&r, pt, 768), SECCHAT_ERR_BAD_PADDING);
+  ck_assert_int_eq(sc_records_open(&r, pt, 511), SECCHAT_ERR_BAD_PADDING);
+  /* a record after a zero length: nonzero padding */
+  pt[used + 2] = 0;
+  pt[used + 3] = 1;
+  pt[used + 4] = 0x90;
+  ck_assert_int_eq(sc_records_open(&r, pt, 512), SECCHAT_ERR_BAD_PADDING);
+  memset(pt + used, 0, 512 - used);
+  /* a length past the end */
+  pt[2 + 10 + 2 + 300] = 0x02; /* third record claims 0x0201 bytes */
+  ck_assert_int_eq(sc_records_open(&r, pt, 512), SECCHAT_ERR_BAD_PADDING);
+
+  /* records filling the plaintext exactly (no zero length after them) */
+  used = (size_t)sc_record_put(pt, sizeof pt, body, 126);
+  used += (size_t)sc_record_put(pt + used, sizeof pt - used, body, 126);
+  ck_assert_uint_eq(used, 256);
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), 2);
+  /* one byte left after the records: too short for a length, must be 0 */
+  used = (size_t)sc_record_put(pt, sizeof pt, body, 125);
+  used += (size_t)sc_record_put(pt + used, sizeof pt - used, body, 126);
+  ck_assert_uint_eq(used, 255);
+  pt[255] = 0;
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), 2);
+  pt[255] = 7;
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), SECCHAT_ERR_BAD_PADDING);
+  /* no record at all */
+  memset(pt, 0, 256);
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), SECCHAT_ERR_BAD_PADDING);
+  ck_assert_int_eq(sc_records_open(&r, pt, 0), SECCHAT_ERR_BAD_PADDING);
+  ck_assert_int_eq(sc_records_open(&r, NULL, 256), SECCHAT_ERR_BAD_PADDING);
+  /* the largest plaintext, many small records: all found */
+  used = 0;
+  int n = 0;
+  while (used + 3 <= SECCHAT_MAX_TRANSPORT_PLAINTEXT) {
+    used += (size_t)sc_record_put(pt + used, sizeof pt - used, body, 1);
+    n++;
+  }
+  memset(pt + used, 0, SECCHAT_MAX_TRANSPORT_PLAINTEXT - used);
+  ck_assert_int_eq(sc_records_open(&r, pt, SECCHAT_MAX_TRANSPORT_PLAINTEXT), n);
+  int seen = 0;
+  while (sc_records_next(&r, &b, &bl) == 1)
+    seen++;
+  ck_assert_int_eq(seen, n);
 }
 END_TEST
 
@@ -1481,6 +1572,42 @@ START_TEST(corpus_files)
       free(data);
     }
   }
+  /* Packed plaintexts written by hand (tests/fuzz/gen_frame_corpus.py): every
+   * frame of the catalogue in one message, in order; two malformed ones. */
+  static const struct { const char *name; int records; } packed[] = {
+      {"packed_all", (int)(sizeof corpus_frames / sizeof corpus_frames[0])},
+      {"packed_relay_acks", 3},
+      {"bad_packed_overrun", SECCHAT_ERR_BAD_PADDING},
+      {"bad_packed_overpadded", SECCHAT_ERR_BAD_PADDING},
+  };
+  for (size_t k = 0; k < sizeof packed / sizeof packed[0]; k++) {
+    size_t plen, ml, bl;
+    const uint8_t *m = NULL, *b;
+    sc_deframer d;
+    sc_records recs;
+    uint8_t *pdata = read_corpus(packed[k].name, &plen);
+    ck_assert_int_eq(first_message(&d, pdata, plen, &m, &ml), 0);
+    ck_assert_msg(sc_records_open(&recs, m, ml) == packed[k].records, "%s", packed[k].name);
+    for (int i = 0; packed[k].records > 0 && sc_records_next(&recs, &b, &bl); i++) {
+      sc_frame f;
+      ck_assert_msg(sc_frame_decode(&f, b, bl) == 0, "%s record %d", packed[k].name, i);
+      if (k == 0) { /* packed_all: record i is the body of valid_<frame i> */
+        char name[64];
+        size_t vlen, vml;
+        const uint8_t *vm = NULL;
+        sc_deframer vd;
+        snprintf(name, sizeof name, "valid_%s", corpus_frames[i]);
+        uint8_t *v = read_corpus(name, &vlen);
+        ck_assert_int_eq(first_message(&vd, v, vlen, &vm, &vml), 0);
+        ck_assert_uint_eq(bl, vml);
+        ck_assert_mem_eq(b, vm, bl);
+        sc_deframer_free(&vd);
+        free(v);
+      }
+    }
+    sc_deframer_free(&d);
+    free(pdata);
+  }
   /* The coalesced sample: two frames, then a partial third. */
   size_t len;
   uint8_t *data = read_corpus("a6_coalesced", &len);
@@ -1534,6 +1661,7 @@ int main(void)
   tcase_add_test(tc, deframer_buffer_lifetime);
   tcase_add_test(tc, padding_sizes);
   tcase_add_test(tc, padding_roundtrip_and_errors);
+  tcase_add_test(tc, records_roundtrip_and_errors);
   tcase_add_test(tc, random_megabyte);
   tcase_add_test(tc, corpus_files);
   suite_add_tcase(s, tc);

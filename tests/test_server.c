@@ -65,6 +65,7 @@ typedef struct sim {
   uint8_t *inbox[INBOX];
   size_t inlen[INBOX];
   int nin, rd;
+  int nmsgs; /* transport messages received (each holds >= 1 frame) */
   uint8_t *cur; /* body of the frame last returned by sim_next */
   char pem[SECCHAT_TOKEN_KEY_PEM_MAX];
   size_t pem_len;
@@ -304,12 +305,16 @@ static void sim_drain(sim *s)
       ck_assert_int_eq(sc_noise_transport_decrypt(&s->t, msg, mlen, pt, mlen, &ptlen), 0);
       const uint8_t *body;
       size_t blen;
-      ck_assert_int_eq(sc_unpad(pt, ptlen, &body, &blen), 0);
+      sc_records recs;
+      ck_assert_int_gt(sc_records_open(&recs, pt, ptlen), 0);
       ck_assert_int_eq(ptlen % 256, 0);
-      ck_assert_int_lt(s->nin, INBOX);
-      s->inbox[s->nin] = malloc(blen ? blen : 1);
-      memcpy(s->inbox[s->nin], body, blen);
-      s->inlen[s->nin++] = blen;
+      s->nmsgs++;
+      while (sc_records_next(&recs, &body, &blen)) {
+        ck_assert_int_lt(s->nin, INBOX);
+        s->inbox[s->nin] = malloc(blen);
+        memcpy(s->inbox[s->nin], body, blen);
+        s->inlen[s->nin++] = blen;
+      }
       free(pt);
     }
   }
@@ -354,6 +359,16 @@ static void sim_send(sim *s, const sc_frame *f)
   ck_assert_int_gt(pl, 0);
   size_t outlen;
   ck_assert_int_eq(sc_noise_transport_encrypt(&s->t, msg, (size_t)pl, msg, sizeof msg, &outlen), 0);
+  send_msg(s, msg, outlen);
+}
+
+/* Send a plaintext as built by the test (records and padding) as one
+ * transport message. */
+static void sim_send_plain(sim *s, const uint8_t *pt, size_t len)
+{
+  static uint8_t msg[SECCHAT_MAX_WIRE_MESSAGE];
+  size_t outlen;
+  ck_assert_int_eq(sc_noise_transport_encrypt(&s->t, pt, len, msg, sizeof msg, &outlen), 0);
   send_msg(s, msg, outlen);
 }
 
@@ -1553,6 +1568,133 @@ START_TEST(test_garbage_after_auth)
 }
 END_TEST
 
+/* Frames queued for a connection between two drains travel packed, several
+ * records in one transport message, in order; the pending count given
+ * before the drain is exactly what the drain hands out. */
+START_TEST(test_packing_out)
+{
+  start();
+  sim *a = login("alice", "10.0.0.1");
+  sim *b = login("bob", "10.0.0.2");
+  sim_route_open(a, 1);
+  sim_route_open(b, 1);
+  sc_frame f;
+  while (sim_next(a, &f) || sim_next(b, &f))
+    ;
+  enum { N = 50 };
+  uint8_t blob[200];
+  int before_a = a->nmsgs, before_b = b->nmsgs;
+  for (int i = 0; i < N; i++) {
+    memset(blob, i + 1, sizeof blob);
+    sim_group_send(a, 1, (uint64_t)i + 1, blob, sizeof blob);
+  }
+  /* Nothing sealed yet: pending counts the open message as it will be. */
+  size_t pending = secchat_server_conn_pending(S, b->id);
+  secchat_iovec iov[64];
+  int n = secchat_server_conn_output(S, b->id, iov, 64);
+  ck_assert_int_gt(n, 0);
+  size_t described = 0;
+  for (int i = 0; i < n; i++)
+    described += iov[i].len;
+  ck_assert_uint_eq(described, pending);
+  for (int i = 0; i < N; i++) {
+    sim_expect(b, SC_FRAME_DELIVER, &f);
+    ck_assert_uint_eq(f.u.deliver.blob.len, sizeof blob);
+    ck_assert_uint_eq(f.u.deliver.blob.p[0], (uint8_t)(i + 1));
+    sim_expect(a, SC_FRAME_RELAYED, &f);
+    ck_assert_uint_eq(f.u.relayed.ref, (uint64_t)i + 1);
+  }
+  ck_assert_int_eq(sim_next(b, &f), 0);
+  /* 50 frames in a handful of messages (bounded by the queue's chunks),
+   * not 50. */
+  ck_assert_int_ge(b->nmsgs - before_b, 1);
+  ck_assert_int_le(b->nmsgs - before_b, 4);
+  ck_assert_int_le(a->nmsgs - before_a, 4);
+  ck_assert_uint_eq(stats().deliveries, N);
+  /* After a drain the next frame starts a new message (no reopening of a
+   * sealed one). */
+  sim_ping(b, 77);
+  sim_expect(b, SC_FRAME_PONG, &f);
+  ck_assert_uint_eq(f.u.ping.nonce, 77);
+  int m = b->nmsgs;
+  sim_ping(b, 78);
+  sim_expect(b, SC_FRAME_PONG, &f);
+  ck_assert_int_eq(b->nmsgs, m + 1);
+}
+END_TEST
+
+/* Build a plaintext of records for the given PING nonces (0 = a record
+ * that is not a frame), padded as the protocol requires. */
+static size_t pings_plaintext(uint8_t *pt, size_t cap, const uint64_t *nonces, int n)
+{
+  size_t used = 0;
+  for (int i = 0; i < n; i++) {
+    uint8_t body[16];
+    secchat_ssize bl;
+    if (nonces[i] == 0) {
+      body[0] = 0xc1; /* never valid msgpack */
+      bl = 1;
+    } else {
+      sc_frame f = {.type = SC_FRAME_PING};
+      f.u.ping.nonce = nonces[i];
+      bl = sc_frame_encode(&f, body, sizeof body);
+      ck_assert_int_gt(bl, 0);
+    }
+    secchat_ssize k = sc_record_put(pt + used, cap - used, body, (size_t)bl);
+    ck_assert_int_gt(k, 0);
+    used += (size_t)k;
+  }
+  size_t total = sc_pad_size(used);
+  ck_assert_uint_le(total, cap);
+  memset(pt + used, 0, total - used);
+  return total;
+}
+
+/* A client may pack frames too: each is handled as if it came alone; a
+ * frame that is not valid closes the connection after the ones before it;
+ * a malformed record layout is refused whole. */
+START_TEST(test_packing_in)
+{
+  start();
+  sim *a = login("alice", "10.0.0.1");
+  uint8_t pt[1024];
+  sc_frame f;
+  static const uint64_t three[] = {11, 12, 13};
+  sim_send_plain(a, pt, pings_plaintext(pt, sizeof pt, three, 3));
+  for (int i = 0; i < 3; i++) {
+    sim_expect(a, SC_FRAME_PONG, &f);
+    ck_assert_uint_eq(f.u.ping.nonce, three[i]);
+  }
+  ck_assert_msg(sim_next(a, &f) == 0, "unexpected frame %d", (int)f.type);
+  ck_assert(!a->closed);
+  /* Second record is garbage: PONG for the first, then ERROR and close;
+   * the third is never handled. */
+  static const uint64_t bad[] = {21, 0, 23};
+  sim_send_plain(a, pt, pings_plaintext(pt, sizeof pt, bad, 3));
+  sim_expect(a, SC_FRAME_PONG, &f);
+  ck_assert_uint_eq(f.u.ping.nonce, 21);
+  expect_error(a, SC_WIRE_PROTOCOL, 0);
+  ck_assert(a->closed);
+  sim_expect(a, SC_FRAME_BYE, NULL);
+  ck_assert_msg(sim_next(a, &f) == 0, "unexpected frame %d", (int)f.type);
+  /* Nonzero bytes after the padding starts: nothing in it is handled. */
+  sim *b = login("bob", "10.0.0.2");
+  static const uint64_t two[] = {31, 32};
+  size_t len = pings_plaintext(pt, sizeof pt, two, 2);
+  pt[len - 1] = 1;
+  sim_send_plain(b, pt, len);
+  expect_error(b, SC_WIRE_PROTOCOL, 0);
+  ck_assert(b->closed);
+  /* Padding longer than the records need (512 for < 256 bytes): refused. */
+  sim *c = login("carol", "10.0.0.3");
+  len = pings_plaintext(pt, sizeof pt, two, 2);
+  memset(pt + len, 0, 256);
+  sim_send_plain(c, pt, len + 256);
+  expect_error(c, SC_WIRE_PROTOCOL, 0);
+  ck_assert(c->closed);
+}
+END_TEST
+
 /* A5: one byte per call gives the same session; A6: coalesced frames. */
 START_TEST(test_a5_a6_slicing)
 {
@@ -2186,6 +2328,8 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_b13_renew_in_grace);
   tcase_add_test(tc, test_a1_a2_a3);
   tcase_add_test(tc, test_garbage_after_auth);
+  tcase_add_test(tc, test_packing_out);
+  tcase_add_test(tc, test_packing_in);
   tcase_add_test(tc, test_a5_a6_slicing);
   tcase_add_test(tc, test_shutdown);
   tcase_add_test(tc, test_memory_idle_connections);

@@ -3,8 +3,8 @@
  * Input layout: byte 0 picks the chunking of the rest (0 = all at once,
  * else chunk sizes cycle through 1..byte0 driven by the input itself); the
  * rest is a TCP stream fed through sc_deframer. Every yielded message is
- * decoded as a frame body directly and, if it unpads, as a padded
- * plaintext. Any successfully decoded frame must re-encode to the very same
+ * decoded as a frame body directly and, if it opens as a padded plaintext
+ * of records, each record as a frame body. Any successfully decoded frame must re-encode to the very same
  * bytes (canonical round trip): a mismatch aborts. Errors must be
  * documented codes; anything else aborts. The corpus in corpus/frame/ holds
  * valid frames of every type and the A1-A14 samples. */
@@ -45,12 +45,22 @@ static void check_message(const uint8_t *m, size_t len)
 {
   check_body(m, len);
   const uint8_t *body;
-  size_t blen;
-  int rc = sc_unpad(m, len, &body, &blen);
-  if (rc == 0) {
-    if (blen > SECCHAT_MAX_FRAME_BODY)
+  size_t blen, used = 0;
+  sc_records r;
+  int rc = sc_records_open(&r, m, len);
+  if (rc > 0) {
+    /* every record inside the plaintext, the padding minimal, as many
+     * records as counted */
+    int n = 0;
+    while (sc_records_next(&r, &body, &blen)) {
+      if (blen == 0 || blen > SECCHAT_MAX_FRAME_BODY || body < m + 2 || body + blen > m + len)
+        abort();
+      used += 2 + blen;
+      n++;
+      check_body(body, blen);
+    }
+    if (n != rc || sc_pad_size(used) != len)
       abort();
-    check_body(body, blen);
   } else if (rc != SECCHAT_ERR_BAD_PADDING) {
     abort();
   }

@@ -100,9 +100,13 @@ static void pull(secchat_server *s, fcli *c)
           const uint8_t *body;
           size_t bl;
           sc_frame f;
+          sc_records recs;
           if (sc_noise_transport_decrypt(&c->t, m, ml, c->last, sizeof c->last, &pl) != 0 ||
-              sc_unpad(c->last, pl, &body, &bl) != 0 || sc_frame_decode(&f, body, bl) != 0)
-            die(); /* and only valid frames */
+              sc_records_open(&recs, c->last, pl) < 0)
+            die(); /* and only valid messages */
+          while (sc_records_next(&recs, &body, &bl))
+            if (sc_frame_decode(&f, body, bl) != 0)
+              die(); /* of valid frames */
         } else {
           memcpy(c->last, m, ml);
           c->last_len = ml;

@@ -67,6 +67,11 @@ def pad(body):
     total = min((n + 255) // 256 * 256, 65519)
     return struct.pack('>H', len(body)) + body + b'\0' * (total - n)
 
+def pack(bodies):
+    recs = b''.join(struct.pack('>H', len(b)) + b for b in bodies)
+    total = min((len(recs) + 255) // 256 * 256, 65519)
+    return recs + b'\0' * (total - len(recs))
+
 def write(name, data):
     with open(os.path.join(out, name), 'wb') as f:
         f.write(data)
@@ -76,6 +81,9 @@ for name, body in frames.items():
     write('padded_' + name, b'\0' + pre(pad(body)))
 write('stream_all_chunked', b'\x07' + b''.join(pre(b) for b in frames.values()))
 write('stream_all_bytewise', b'\x01' + b''.join(pre(pad(b)) for b in frames.values()))
+# several frames packed in one plaintext (docs/protocol.md 1.3)
+write('packed_all', b'\0' + pre(pack(list(frames.values()))))
+write('packed_relay_acks', b'\0' + pre(pack([frames['relayed'], frames['pong'], frames['deliver']])))
 
 bad = {
     'a1_empty_prefix': b'\0\0\0\0' + pre(frames['ping']),
@@ -110,7 +118,10 @@ bad = {
     'a14_surrogate': pre(b'\x92\x04\xa3\xed\xa0\x80'),
     'a14_above_max': pre(b'\x92\x04\xa4\xf4\x90\x80\x80'),
     'bad_padding': pre(struct.pack('>H', 3) + frames['ping'] + b'\0' * 250 + b'\x01'),
+    'bad_packed_overrun': pre((struct.pack('>H', len(frames['ping'])) + frames['ping']
+                               + struct.pack('>H', 300)).ljust(256, b'\0')),
+    'bad_packed_overpadded': pre(pack([frames['ping'], frames['pong']]) + b'\0' * 256),
 }
 for name, data in bad.items():
     write(name, b'\0' + data)
-print(len(frames) * 2 + 2 + len(bad), 'files')
+print(len(frames) * 2 + 4 + len(bad), 'files')
