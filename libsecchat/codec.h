@@ -86,6 +86,13 @@ void sc_frame_prefix(uint8_t out[4], uint32_t len);
  * one per frame, docs/protocol.md 1.3); with one record this is the
  * single-frame plaintext of earlier drafts, unchanged. */
 
+/* Frames a client message may pack: the relay refuses more (protocol
+ * error, close). A record can be 3 bytes, so without a cap one 64 KiB
+ * message would make the relay decode and answer ~21,000 frames; 64 cost
+ * what 64 single-frame messages did. Relay -> client messages have no such
+ * cap (the relay packs what it has, bounded by its queue chunks). */
+#define SC_MAX_RECORDS_IN 64
+
 /* Padded size for `used` record bytes, or 0 if used is 0 or larger than
  * SECCHAT_MAX_TRANSPORT_PLAINTEXT. */
 size_t sc_pad_size(size_t used);

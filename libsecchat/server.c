@@ -1162,6 +1162,8 @@ static void on_message(secchat_server *srv, sc_conn *c, const uint8_t *msg, size
   }
   sc_records recs;
   rc = sc_records_open(&recs, srv->rx, ptlen);
+  if (rc > SC_MAX_RECORDS_IN)
+    rc = SECCHAT_ERR_TOO_MANY;
   if (rc < 0) {
     protocol_violation(srv, c, SC_WIRE_PROTOCOL, rc);
     return;

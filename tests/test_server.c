@@ -1685,6 +1685,26 @@ START_TEST(test_packing_in)
   sim_send_plain(b, pt, len);
   expect_error(b, SC_WIRE_PROTOCOL, 0);
   ck_assert(b->closed);
+  /* At most SC_MAX_RECORDS_IN frames per message: 64 are each answered (PONG,
+   * or ERROR{rate_limited} once the control bucket is empty), 65 close the
+   * connection before any is handled. */
+  sim *d = login("dave", "10.0.0.4");
+  static uint8_t big[4096];
+  uint64_t many[SC_MAX_RECORDS_IN + 1];
+  for (int i = 0; i <= SC_MAX_RECORDS_IN; i++)
+    many[i] = 100 + (uint64_t)i;
+  sim_send_plain(d, big, pings_plaintext(big, sizeof big, many, SC_MAX_RECORDS_IN));
+  for (int i = 0; i < SC_MAX_RECORDS_IN; i++) {
+    ck_assert_int_eq(sim_next(d, &f), 1);
+    ck_assert(f.type == SC_FRAME_PONG || f.type == SC_FRAME_ERROR);
+    if (f.type == SC_FRAME_PONG)
+      ck_assert_uint_eq(f.u.ping.nonce, many[i]);
+  }
+  ck_assert_int_eq(sim_next(d, &f), 0);
+  ck_assert(!d->closed);
+  sim_send_plain(d, big, pings_plaintext(big, sizeof big, many, SC_MAX_RECORDS_IN + 1));
+  expect_error(d, SC_WIRE_PROTOCOL, 0);
+  ck_assert(d->closed);
   /* Padding longer than the records need (512 for < 256 bytes): refused. */
   sim *c = login("carol", "10.0.0.3");
   len = pings_plaintext(pt, sizeof pt, two, 2);

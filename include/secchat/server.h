@@ -177,12 +177,17 @@ typedef struct secchat_iovec {
 } secchat_iovec;
 
 /* Describe up to max runs of pending output in order, without copying. The
- * memory stays valid until the next call on the server. Returns the number
- * of runs (0: nothing pending) or SECCHAT_ERR_NOT_FOUND. */
+ * memory stays valid until the next call on the server. Frames queued since
+ * the last call travel packed in one transport message (docs/protocol.md
+ * 1.3), encrypted here: call it once per connection per loop pass, after
+ * the pass's input was fed, so that a pass costs one AEAD per connection
+ * rather than one per frame. Returns the number of runs (0: nothing
+ * pending) or SECCHAT_ERR_NOT_FOUND. */
 SECCHAT_API int secchat_server_conn_output(secchat_server *srv, uint64_t conn,
                                            secchat_iovec *iov, int max);
 
-/* Bytes pending on conn (0 for an unknown id). */
+/* Bytes pending on conn (0 for an unknown id), exactly what the next
+ * secchat_server_conn_output() describes. */
 SECCHAT_API size_t secchat_server_conn_pending(const secchat_server *srv, uint64_t conn);
 
 /* n bytes of the output were written. Errors: SECCHAT_ERR_NOT_FOUND,
