@@ -3,7 +3,8 @@
  * sockets, thousands of connections. Speaks:
  *
  *   bare      bench/bare_relay plain   (JOIN room, SEND bytes)
- *   bare-enc  bench/bare_relay encrypt (same + ChaCha20-Poly1305 per conn)
+ *   bare-enc  bench/bare_relay encrypt (same + ChaCha20-Poly1305 per conn,
+ *             frames packed per connection per pass as chatd packs them)
  *   nats      the NATS text protocol (CONNECT/SUB/PUB/MSG, one subject per
  *             room, verbose/pedantic off, echo off)
  *   secchat   chatd: Noise XX initiator, REGISTER (cold) or AUTH with a
@@ -20,15 +21,17 @@
  * GROUP_SEND limit is 100/s per connection) and a window bounds the
  * deliveries in flight (sent x (room-1) - received <= --window per conn),
  * so no server queue grows without bound and no one is cut off as a slow
- * consumer. A sample of deliveries (--sample K: every K-th message of each
- * connection) is decrypted, verified and timed; the other secchat messages
- * are classified by their frame type alone: the first 4 plaintext bytes
- * (u16be body length, msgpack array header, type) are recovered with the
- * ChaCha20 keystream at block counter 1 under the transport nonce (what the
- * IETF AEAD encrypts the plaintext with), without the Poly1305 check, and
- * only a DELIVER is counted that way and a RELAYED ack skipped; every other
- * frame (presence, errors...) is fully decrypted. The count is exact whatever the body size
- * (--check-peek compares the peeked type with a full decryption for every
+ * consumer. A sample of messages (--sample K: every K-th message of each
+ * connection) is decrypted, verified and its deliveries timed; the other
+ * secchat and bare-enc messages are read with the ChaCha20 keystream alone
+ * (block counter 1 under the transport nonce: what the IETF AEAD encrypts
+ * the plaintext with), without the Poly1305 check, and their records
+ * classified by frame type (u16be length, msgpack array header, type): a
+ * message of only DELIVERs and RELAYED acks is counted that way; any other
+ * frame (presence, errors...) makes the message fully decrypted. Both
+ * servers pack several frames per message (docs/protocol.md 1.3), so the
+ * generator reads every record. The count is exact whatever the body size
+ * (--check-peek compares the peeked types with a full decryption for every
  * message), and the generator stays cheaper than the server it measures.
  *
  * Phases: setup (connect + handshake/login + join, at most --concurrency in
