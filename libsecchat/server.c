@@ -1272,9 +1272,9 @@ int secchat_server_conn_consumed(secchat_server *srv, uint64_t conn, size_t n)
   sc_conn *c = conn_get(srv, conn);
   if (c == NULL)
     return SECCHAT_ERR_NOT_FOUND;
-  if (n > c->qbytes)
-    return SECCHAT_ERR_INVALID_ARGUMENT;
   seal_open(srv, c); /* only sealed bytes can have been handed out */
+  if (n > c->qbytes) /* (a failed seal drops the queue: then any n > 0) */
+    return SECCHAT_ERR_INVALID_ARGUMENT;
   c->qbytes -= n;
   while (n > 0 || (c->qhead != NULL && c->qhead->head == c->qhead->tail)) {
     sc_chunk *ch = c->qhead;

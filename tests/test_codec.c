@@ -1286,6 +1286,19 @@ START_TEST(records_roundtrip_and_errors)
   pt[2 + 10 + 2 + 300] = 0x02; /* third record claims 0x0201 bytes */
   ck_assert_int_eq(sc_records_open(&r, pt, 512), SECCHAT_ERR_BAD_PADDING);
 
+  /* a length one byte past the end, and one that ends exactly at it */
+  memset(pt, 0, 256);
+  pt[0] = 0;
+  pt[1] = 255; /* 2 + 255 = 257 > 256 */
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), SECCHAT_ERR_BAD_PADDING);
+  pt[1] = 254; /* 2 + 254 = 256: fits exactly */
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), 1);
+  pt[1] = 10;
+  pt[12] = 0;
+  pt[13] = 243; /* second record 2 + 243 = 245 > 244 left */
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), SECCHAT_ERR_BAD_PADDING);
+  pt[13] = 242; /* 12 + 2 + 242 = 256 */
+  ck_assert_int_eq(sc_records_open(&r, pt, 256), 2);
   /* records filling the plaintext exactly (no zero length after them) */
   used = (size_t)sc_record_put(pt, sizeof pt, body, 126);
   used += (size_t)sc_record_put(pt + used, sizeof pt - used, body, 126);
