@@ -295,7 +295,8 @@ static int evq_resize(secchat_server *srv, uint32_t ncap)
 static int evq_push(secchat_server *srv, uint8_t type, uint64_t conn, int32_t reason,
                     uint8_t flush)
 {
-  if (srv->evq_n == srv->evq_cap && evq_resize(srv, srv->evq_cap * 2) != 0)
+  if (srv->evq_n == srv->evq_cap &&
+      evq_resize(srv, srv->evq_cap ? srv->evq_cap * 2 : SC_EVQ_MIN) != 0)
     return SECCHAT_ERR_NOMEM;
   sc_evq_item *it = &srv->evq[(srv->evq_head + srv->evq_n) % srv->evq_cap];
   it->conn = conn;
