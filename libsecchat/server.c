@@ -52,7 +52,7 @@ uint64_t sc_srv_hash(const secchat_server *srv, const uint8_t *key, size_t len)
 
 int sc_srv_map_init(secchat_server *srv, sc_map *m)
 {
-  m->nb = 64;
+  m->nb = SC_MAP_MIN_BUCKETS;
   m->n = 0;
   m->b = sc_srv_calloc(srv, m->nb * sizeof *m->b);
   return m->b == NULL ? SECCHAT_ERR_NOMEM : 0;
@@ -64,11 +64,10 @@ void sc_srv_map_free(secchat_server *srv, sc_map *m)
   m->b = NULL;
 }
 
-/* Double the table when it is fuller than one entry per bucket; a failed
- * grow only makes chains longer. */
-static void map_grow(secchat_server *srv, sc_map *m)
+/* Rehash m into nb buckets (a power of two); on no memory m stays as it is:
+ * chains only get longer, or the table stays larger. */
+static void map_resize(secchat_server *srv, sc_map *m, uint32_t nb)
 {
-  uint32_t nb = m->nb * 2;
   sc_mapent **b = sc_srv_calloc(srv, nb * sizeof *b);
   if (b == NULL)
     return;
@@ -86,10 +85,25 @@ static void map_grow(secchat_server *srv, sc_map *m)
   m->nb = nb;
 }
 
+/* Halve a table that is under a quarter full, down to SC_MAP_MIN_BUCKETS:
+ * insertion doubles it at one entry per bucket, so a halved table is at most
+ * half full and a load near either threshold does not resize back and
+ * forth. Not done in sc_map_remove: callers may be walking the table or a
+ * chain while they remove (sc_fan_free, lookups); settle() calls it at the
+ * end of each public call. */
+static void map_trim(secchat_server *srv, sc_map *m)
+{
+  uint32_t nb = m->nb;
+  while (nb > SC_MAP_MIN_BUCKETS && m->n < nb / 4)
+    nb /= 2;
+  if (nb != m->nb)
+    map_resize(srv, m, nb);
+}
+
 void sc_map_insert(secchat_server *srv, sc_map *m, sc_mapent *e)
 {
   if (m->n >= m->nb && m->nb < (1u << 24))
-    map_grow(srv, m);
+    map_resize(srv, m, m->nb * 2); /* past one entry per bucket */
   sc_mapent **head = &m->b[e->hash & (m->nb - 1)];
   e->next = *head;
   *head = e;
@@ -263,28 +277,50 @@ static void heap_update(secchat_server *srv, sc_conn *c, int lazy)
 
 /* ---- events and logs ------------------------------------------------------ */
 
+/* Move the queue into ncap (>= evq_n) items. */
+static int evq_resize(secchat_server *srv, uint32_t ncap)
+{
+  sc_evq_item *q = sc_srv_alloc(srv, ncap * sizeof *q);
+  if (q == NULL)
+    return SECCHAT_ERR_NOMEM;
+  for (uint32_t i = 0; i < srv->evq_n; i++)
+    q[i] = srv->evq[(srv->evq_head + i) % srv->evq_cap];
+  sc_srv_release(srv, srv->evq, srv->evq_cap * sizeof *q);
+  srv->evq = q;
+  srv->evq_cap = ncap;
+  srv->evq_head = 0;
+  return 0;
+}
+
 static int evq_push(secchat_server *srv, uint8_t type, uint64_t conn, int32_t reason,
                     uint8_t flush)
 {
-  if (srv->evq_n == srv->evq_cap) {
-    uint32_t ncap = srv->evq_cap ? srv->evq_cap * 2 : 256;
-    sc_evq_item *q = sc_srv_alloc(srv, ncap * sizeof *q);
-    if (q == NULL)
-      return SECCHAT_ERR_NOMEM;
-    for (uint32_t i = 0; i < srv->evq_n; i++)
-      q[i] = srv->evq[(srv->evq_head + i) % srv->evq_cap];
-    sc_srv_release(srv, srv->evq, srv->evq_cap * sizeof *q);
-    srv->evq = q;
-    srv->evq_cap = ncap;
-    srv->evq_head = 0;
-  }
+  if (srv->evq_n == srv->evq_cap &&
+      evq_resize(srv, srv->evq_cap ? srv->evq_cap * 2 : SC_EVQ_MIN) != 0)
+    return SECCHAT_ERR_NOMEM;
   sc_evq_item *it = &srv->evq[(srv->evq_head + srv->evq_n) % srv->evq_cap];
   it->conn = conn;
   it->type = type;
   it->reason = reason;
   it->flush = flush;
   srv->evq_n++;
+  if (srv->evq_n > srv->evq_peak)
+    srv->evq_peak = srv->evq_n;
   return 0;
+}
+
+/* Called when the host drained every event: a queue that a burst doubled
+ * goes back to the smallest power of two >= SC_EVQ_MIN that holds four
+ * times the fill since the last drain, so a steady load keeps its size
+ * and a falling one gives the memory back. */
+static void evq_trim(secchat_server *srv)
+{
+  uint32_t ncap = SC_EVQ_MIN;
+  while (ncap < srv->evq_cap && ncap / 4 < srv->evq_peak)
+    ncap *= 2;
+  srv->evq_peak = 0;
+  if (ncap < srv->evq_cap)
+    (void)evq_resize(srv, ncap); /* no memory: keep the larger one */
 }
 
 static void log_rec(secchat_server *srv, int level, const char *event, const sc_conn *c, int code,
@@ -551,6 +587,12 @@ static void settle(secchat_server *srv)
     sc_dir_leave(srv, c);
     sc_route_leave_all(srv, c);
   }
+  /* Tables that grew with the load shrink with it (nothing walks them now). */
+  map_trim(srv, &srv->routes);
+  map_trim(srv, &srv->uids);
+  map_trim(srv, &srv->names);
+  map_trim(srv, &srv->ruids);
+  map_trim(srv, &srv->rnames);
 }
 
 static void conn_free(secchat_server *srv, sc_conn *c)
@@ -671,6 +713,8 @@ int secchat_server_new(secchat_server **out, const secchat_server_config *cfg)
   srv->ctl = sc_srv_alloc(srv, SECCHAT_MAX_FRAME_BODY);
   srv->tokbuf = sc_srv_alloc(srv, SECCHAT_MAX_TOKEN_BYTES + 1);
   srv->src = sc_srv_calloc(srv, SC_SRC_BUCKETS * sizeof *srv->src);
+  if (evq_resize(srv, SC_EVQ_MIN) != 0) /* idle size from the start: flat accounting */
+    goto fail;
   if (srv->conns == NULL || srv->gens == NULL || srv->heap == NULL || srv->logs == NULL ||
       srv->rx == NULL || srv->fan == NULL || srv->ctl == NULL || srv->tokbuf == NULL ||
       srv->src == NULL)
@@ -1393,6 +1437,7 @@ int secchat_server_next_event(secchat_server *srv, secchat_server_event *ev)
     ev->value = r->value;
     return 1;
   }
+  evq_trim(srv); /* drained */
   return 0;
 }
 
@@ -1469,4 +1514,9 @@ void secchat_server_get_stats(const secchat_server *srv, secchat_server_stats *s
   st->routes = srv->nroutes;
   st->slab_bytes = sc_slab_bytes(&srv->slab);
   st->mem_bytes = srv->mem + st->slab_bytes;
+  st->pool_bytes = 0;
+  for (uint32_t i = 0; i < srv->npool_small; i++)
+    st->pool_bytes += sizeof *srv->pool_small[i] + srv->pool_small[i]->cap;
+  for (uint32_t i = 0; i < srv->npool_big; i++)
+    st->pool_bytes += sizeof *srv->pool_big[i] + srv->pool_big[i]->cap;
 }

@@ -158,6 +158,8 @@ typedef struct sc_logrec {
 #define SC_CHUNK_SMALL 2048u /* first chunk of an empty queue */
 #define SC_CHUNK_BIG 16384u
 #define SC_CHUNK_POOL 64u
+#define SC_EVQ_MIN 256u        /* event queue items (its idle size) */
+#define SC_MAP_MIN_BUCKETS 64u /* hash map buckets (its idle size) */
 
 struct secchat_server {
   secchat_server_config cfg;
@@ -187,6 +189,7 @@ struct secchat_server {
 
   sc_evq_item *evq;
   uint32_t evq_cap, evq_head, evq_n;
+  uint32_t evq_peak;  /* most items queued since the host last drained */
   sc_logrec *logs;
   uint32_t log_head, log_n;
   sc_logrec cur_log;

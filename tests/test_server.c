@@ -1859,6 +1859,114 @@ START_TEST(test_memory_idle_connections)
 }
 END_TEST
 
+/* Accounted memory apart from the output-chunk pools (a bounded cache). */
+static uint64_t mem_unpooled(secchat_server *srv)
+{
+  secchat_server_stats st;
+  secchat_server_get_stats(srv, &st);
+  ck_assert_uint_le(st.pool_bytes, 64u * (16384 + 2048) + 128u * 64);
+  return st.mem_bytes - st.pool_bytes;
+}
+
+/* Load that grows every table, then everyone leaves: the structures sized
+ * by the peak (secret slab, event queue, uid/name/route maps, the remote
+ * directory) shrink back, so the idle server accounts exactly what it did
+ * before the first client (the long soak's idle check, scripts/soak). */
+START_TEST(test_memory_returns_after_load)
+{
+  enum { N = 300, HS = 300, ROUTES = 16 };
+  CFG.cluster = 1;
+  CFG.max_conns = N + HS + 64;
+  CFG.register_per_min = 0; /* one source registers everyone here */
+  CFG.worker_id = 0;
+  make_server();
+  secchat_server *w[2];
+  w[0] = S;
+  CFG.worker_id = 1;
+  make_server();
+  w[1] = S;
+  uint64_t idle[2] = {mem_unpooled(w[0]), mem_unpooled(w[1])};
+  secchat_server_stats st;
+  secchat_server_get_stats(w[0], &st);
+  uint64_t slab0 = st.slab_bytes;
+  ck_assert_uint_gt(slab0, 0); /* one chunk from the start */
+
+  /* N authenticated connections per worker, 2 routes each: local and
+   * remote directories, route members both ways. */
+  static uint64_t ids[2][N];
+  sim *s[2];
+  for (int k = 0; k < 2; k++) {
+    S = w[k];
+    s[k] = sim_new("load");
+  }
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < 2; k++) {
+      sim *c = s[k];
+      snprintf(c->name, sizeof c->name, "load%d-%04d", k, i);
+      uint8_t seed[32];
+      sc_random(seed, sizeof seed);
+      crypto_sign_seed_keypair(c->sign_pk, c->sign_sk, seed);
+      sc_uid_from_sign_pk(c->uid, c->sign_pk);
+      ck_assert_int_eq(sc_sign_ctx(c->dh_sig, SC_CTX_DH, c->dh_pk, 32, c->sign_sk), 0);
+      sim_connect(c, "10.2.0.1");
+      sim_register(c);
+      sim_auth(c);
+      sim_route_open(c, i % ROUTES);
+      sim_route_open(c, (i + 5) % ROUTES);
+      sim_drain(c);
+      ids[k][i] = c->id;
+      sim_reset(c);
+    }
+  /* HS handshakes opened at once on worker 0 and abandoned: HS CLOSE
+   * events in one call (the event queue doubles) and a third slab chunk. */
+  static uint64_t hs[HS];
+  for (int i = 0; i < HS; i++)
+    ck_assert_int_eq(secchat_server_conn_open(w[0], &hs[i], (const uint8_t *)"10.3.0.1", 8, NOW),
+                     0);
+  secchat_server_get_stats(w[0], &st);
+  ck_assert_uint_ge(st.slab_bytes, 3 * slab0);
+  ck_assert_uint_eq(st.routes, ROUTES);
+  uint64_t peak = mem_unpooled(w[0]);
+  advance(CFG.handshake_timeout_ms + 1);
+  secchat_server_get_stats(w[0], &st);
+  ck_assert_uint_eq(st.timeouts_handshake, HS);
+  for (int i = 0; i < HS; i++)
+    ck_assert_int_eq(secchat_server_conn_closed(w[0], hs[i], NOW), 0);
+  pump_events();
+  ck_assert_uint_gt(peak, idle[0] + 3 * slab0);
+
+  /* Everyone leaves (the host closes; departures cross to the other
+   * worker as fanout jobs). */
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < 2; k++) {
+      ck_assert_int_eq(secchat_server_conn_closed(w[k], ids[k][i], NOW), 0);
+      pump_events();
+    }
+  for (int k = 0; k < 2; k++) {
+    secchat_server_get_stats(w[k], &st);
+    ck_assert_uint_eq(st.conns_open, 0);
+    ck_assert_uint_eq(st.routes, 0);
+    ck_assert_uint_eq(st.slab_bytes, slab0);
+    ck_assert_msg(mem_unpooled(w[k]) == idle[k],
+                  "worker %d: %llu bytes accounted idle after the load, %llu before", k,
+                  (unsigned long long)mem_unpooled(w[k]), (unsigned long long)idle[k]);
+  }
+
+  /* The shrunk tables still serve: a fresh pair across the workers. */
+  S = w[0];
+  sim *a = login("fresh-a", "10.4.0.1");
+  S = w[1];
+  sim *b = login("fresh-b", "10.4.0.2");
+  sim_route_open(a, 1);
+  sim_route_open(b, 1);
+  sim_group_send(a, 1, 7, (const uint8_t *)"hi", 2);
+  sc_frame f;
+  ck_assert_int_eq(sim_next_nonpresence(b, &f), 1);
+  ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
+  ck_assert_mem_eq(f.u.deliver.blob.p, "hi", 2);
+}
+END_TEST
+
 /* ---- several workers (cluster mode, fanout jobs) -------------------------------------- */
 
 START_TEST(test_cluster)
@@ -2552,6 +2660,7 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_a5_a6_slicing);
   tcase_add_test(tc, test_shutdown);
   tcase_add_test(tc, test_memory_idle_connections);
+  tcase_add_test(tc, test_memory_returns_after_load);
   tcase_add_test(tc, test_cluster);
   tcase_add_test(tc, test_cluster_replaced_login_direct_race);
   tcase_add_test(tc, test_no_cluster_no_jobs);

@@ -102,7 +102,7 @@ static void render(void *ctx, chatd_buf *b)
     SUM(slow_consumers); SUM(protocol_errors); SUM(timeouts_handshake); SUM(timeouts_frame);
     SUM(timeouts_idle); SUM(token_expired_closed); SUM(replaced); SUM(drops_log);
     SUM(fanout_out); SUM(fanout_in); SUM(fanout_bad); SUM(drops_fanout);
-    SUM(mem_bytes); SUM(slab_bytes);
+    SUM(mem_bytes); SUM(slab_bytes); SUM(pool_bytes);
     sum.accepted += ws.accepted;
     sum.open_failed += ws.open_failed;
     sum.fanout_dropped += ws.fanout_dropped;
@@ -123,6 +123,8 @@ static void render(void *ctx, chatd_buf *b)
          c->mem_bytes);
   metric(b, "chatd_core_locked_memory_bytes", "gauge", "Of which in the locked secret slab.",
          c->slab_bytes);
+  metric(b, "chatd_core_pool_memory_bytes", "gauge",
+         "Of which output-queue chunks pooled for reuse (bounded).", c->pool_bytes);
   metric(b, "chatd_accepted_total", "counter", "Connections accepted and handed to a worker.",
          atomic_load(&r->accepted));
   metric_head(b, "chatd_refused_total", "counter", "Connections closed at accept, by cause.");

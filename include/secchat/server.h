@@ -285,7 +285,9 @@ typedef struct secchat_server_stats {
   uint64_t fanout_out, fanout_in, fanout_bad, drops_fanout;
   uint64_t mem_bytes;   /* bytes the server allocated (heap + locked slab) */
   uint64_t slab_bytes;  /* of which locked secret slab */
-  uint64_t reserved[8];
+  uint64_t pool_bytes;  /* of which output-queue chunks kept for reuse (at most 64 of
+                           16 KiB and 64 of 2 KiB, plus headers) */
+  uint64_t reserved[7];
 } secchat_server_stats;
 
 SECCHAT_API void secchat_server_get_stats(const secchat_server *srv, secchat_server_stats *st);

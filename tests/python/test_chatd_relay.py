@@ -413,6 +413,7 @@ def test_metrics_endpoint(relay):
     assert metric(st, "chatd_bytes_total", direction="out") > 0
     assert metric(st, "chatd_syslog_dropped_total") == 0
     assert metric(st, "chatd_core_memory_bytes") > 0
+    assert 0 <= metric(st, "chatd_core_pool_memory_bytes") <= 2 * 64 * (16384 + 2048 + 64)
     # Other paths and methods.
     assert scrape(relay.metrics_port, "/nope")[0] == "HTTP/1.0 404 Not Found"
     with socket.create_connection(("127.0.0.1", relay.metrics_port), timeout=5) as s:
