@@ -145,6 +145,17 @@ static void server_pem(char *pem, size_t *len)
   ck_assert_int_eq(secchat_server_key_public_pem(KEY, pem, SECCHAT_TOKEN_KEY_PEM_MAX, len), 0);
 }
 
+/* The common opening: alice and bob registered and online, and alice has
+ * looked bob up (she knows his identity; no pairwise session yet). */
+static void alice_and_bob(cl **a, cl **b)
+{
+  *a = cl_new("alice");
+  *b = cl_new("bob");
+  cl_online(*a);
+  cl_online(*b);
+  lookup(*a, "bob");
+}
+
 /* Payloads received by x from uid (PAIRWISE_MESSAGE), in order. */
 static int received(const cl *x, const uint8_t *from, const char *text)
 {
@@ -470,10 +481,8 @@ END_TEST
 
 START_TEST(test_tofu_identity_change)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   const sn_event *le = sn_last(a, SECCHAT_CLIENT_EV_LOOKUP_ENTRY);
   ck_assert_ptr_nonnull(le);
   ck_assert_mem_eq(le->uid, UID(b), 20);
@@ -565,10 +574,8 @@ END_TEST
 
 START_TEST(test_safety_numbers)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   lookup(b, "alice");
   char sa[SECCHAT_SAFETY_NUMBER_BYTES], sb[SECCHAT_SAFETY_NUMBER_BYTES];
   ck_assert_int_eq(secchat_client_safety_number(a->c, UID(b), sa, sizeof sa), 0);
@@ -672,10 +679,8 @@ END_TEST
 
 START_TEST(test_pairwise_simultaneous_open)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   lookup(b, "alice");
   /* both open at once: both HELLOs cross in flight */
   send_text(a, b, "from a");
@@ -743,10 +748,8 @@ static int check_genuine_once(const cl *x, const uint8_t *from, int n)
 
 START_TEST(test_hostile_relay_direct)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "setup");
   pump();
   ck_assert_int_eq(received(b, UID(a), "setup"), 1);
@@ -810,10 +813,8 @@ START_TEST(test_hostile_relay_handshake)
 {
   /* chaos from the very first frame: handshakes are retried, payloads wait
    * in the queue, nothing is shown twice or forged */
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   evil ea, eb;
   evil_on(&eb, b, MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
   evil_on(&ea, a, MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
@@ -849,10 +850,8 @@ START_TEST(test_pairwise_rekey)
   /* a fresh session after N messages (10,000 in production, 5 here) and
    * after 24 hours; nothing lost or doubled across the switch */
   PW_MAX_MSGS = 5;
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   char t[16];
   for (int i = 0; i < 23; i++) {
     snprintf(t, sizeof t, "m%d", i);
@@ -927,10 +926,8 @@ static void inject_direct(cl *x, const uint8_t *from_uid, const char *tok, size_
 
 START_TEST(test_c7_relay_minted_token)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "hi");
   pump();
   /* the relay mints a token for "bob" with its own keys */
@@ -1167,10 +1164,8 @@ END_TEST
 
 START_TEST(test_resend_after_reconnect)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "p0");
   pump();
   uint8_t chat[16];
@@ -1249,10 +1244,8 @@ static int msg_is(const secchat_chat_message *m, const cl *author, const char *t
 
 START_TEST(test_chat_messages_local_history)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16], other[16] = {1};
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
@@ -1351,10 +1344,8 @@ END_TEST
 
 START_TEST(test_chat_gaps)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16], other[16] = {1};
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
@@ -1453,10 +1444,8 @@ END_TEST
 START_TEST(test_renewal)
 {
   server0_ttl(600);
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "before");
   pump();
   int64_t exp0 = sn_last(a, SECCHAT_CLIENT_EV_AUTHENTICATED)->expires_s;
@@ -1494,10 +1483,8 @@ START_TEST(test_renewal_after_expiry)
    * ERROR{token_expired}; within the 60 s grace the client renews, and a
    * send refused meanwhile is re-sent with its ref. */
   server0_ttl(600);
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "one");
   pump();
   uint8_t route[32];
@@ -1551,12 +1538,21 @@ END_TEST
 
 /* ---- state ----------------------------------------------------------------------------------------- */
 
+/* x's process restarted from an exported state blob: a new core for the
+ * same identity (a new node) imports it, with no anti-rollback counter,
+ * and connects to server 0. */
+static cl *cl_restored(const cl *x, const uint8_t *blob, size_t len)
+{
+  cl *y = cl_make(x->name, x->id);
+  ck_assert_int_eq(secchat_client_import_state(y->c, blob, len, 0, NET.now), 0);
+  cl_connect(y, 0);
+  return y;
+}
+
 START_TEST(test_state_export_import)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   char sn[SECCHAT_SAFETY_NUMBER_BYTES];
   ck_assert_int_eq(secchat_client_safety_number(a->c, UID(b), sn, sizeof sn), 0);
   ck_assert_int_eq(secchat_client_verify(a->c, UID(b), sn), 0);
@@ -1620,10 +1616,8 @@ START_TEST(test_state_export_import)
   advance(3000);
   ck_assert_int_eq(shown(b, chat, a, "new from alice"), 1);
   /* bob still holds the old session and talks first: alice re-handshakes */
-  cl *a3 = cl_make("alice", a->id);
   host_close(a2);
-  ck_assert_int_eq(secchat_client_import_state(a3->c, blob2, bl2, 0, NET.now), 0);
-  cl_connect(a3, 0);
+  cl *a3 = cl_restored(a, blob2, bl2);
   send_text(b, a, "lost on the old session");
   advance(2000);
   send_text(b, a, "after re-handshake");
@@ -1640,10 +1634,8 @@ START_TEST(test_import_rehandshake)
 {
   /* alice restores a blob: her pairwise sessions are gone (never resumed,
    * so no nonce is reused) while bob still holds his. */
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   static uint8_t early[1 << 16], blob[1 << 16];
   size_t el = 0, bl = 0;
   /* a blob written before any session */
@@ -1655,9 +1647,7 @@ START_TEST(test_import_rehandshake)
   host_close(a);
   /* 1. restored from the later blob: she knows she had a session with bob
    * and opens a fresh one at login, replacing bob's stale one */
-  cl *a2 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, 0, NET.now), 0);
-  cl_connect(a2, 0);
+  cl *a2 = cl_restored(a, blob, bl);
   ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   send_text(b, a, "right after the restart");
   pump();
@@ -1666,9 +1656,7 @@ START_TEST(test_import_rehandshake)
   /* 2. restored from the early blob (no trace of the session): bob speaks
    * first on his stale session; that message is lost, the unknown
    * session id makes alice re-handshake, the next one arrives */
-  cl *a3 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a3->c, early, el, 0, NET.now), 0);
-  cl_connect(a3, 0);
+  cl *a3 = cl_restored(a, early, el);
   ck_assert_int_eq(sn_count(a3, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 0);
   send_text(b, a, "on the old session");
   pump();
@@ -1689,6 +1677,16 @@ static uint32_t lcg(uint32_t *st)
 {
   *st = *st * 1664525u + 1013904223u;
   return *st >> 8;
+}
+
+/* Client i sends client j its k-th numbered payload "s<i>r<j>n<k>" (what
+ * check_random_genuine parses). Returns the send's result. */
+static int send_numbered(int i, int j, int k)
+{
+  char t[64];
+  snprintf(t, sizeof t, "s%dr%dn%d", i, j, k);
+  return secchat_client_pairwise_send(NET.node[i]->c, UID(NET.node[j]), (const uint8_t *)t,
+                                      strlen(t), NET.now);
 }
 
 /* Every PAIRWISE_MESSAGE of x must be "s<i>r<me>n<k>" from client i's uid,
@@ -1746,10 +1744,8 @@ static void cl_restart(cl *x)
  * still see the gap, and it stays known while nobody can supply it. */
 START_TEST(test_gap_claimed_after_author_restart)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16];
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
@@ -1810,10 +1806,7 @@ START_TEST(test_random_interaction)
     if (r < 70) {
       if (i == j)
         continue;
-      char t[64];
-      snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]);
-      int rc = secchat_client_pairwise_send(NET.node[i]->c, UID(NET.node[j]), (const uint8_t *)t,
-                                            strlen(t), NET.now);
+      int rc = send_numbered(i, j, seq[i][j]);
       ck_assert(rc == 0 || rc == SECCHAT_ERR_QUEUE_FULL);
       if (rc == 0) {
         seq[i][j]++;
@@ -1867,26 +1860,16 @@ START_TEST(test_random_interaction)
    * each final message arrives exactly once. */
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
-      if (i != j) {
-        char t[64];
-        snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]++);
-        ck_assert_int_eq(secchat_client_pairwise_send(NET.node[i]->c, UID(NET.node[j]),
-                                                      (const uint8_t *)t, strlen(t), NET.now),
-                         0);
-      }
+      if (i != j)
+        ck_assert_int_eq(send_numbered(i, j, seq[i][j]++), 0);
   advance(30000);
   int before[N];
   for (int i = 0; i < N; i++)
     before[i] = check_random_genuine(NET.node[i], i, N);
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
-      if (i != j) {
-        char t[64];
-        snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]++);
-        ck_assert_int_eq(secchat_client_pairwise_send(NET.node[i]->c, UID(NET.node[j]),
-                                                      (const uint8_t *)t, strlen(t), NET.now),
-                         0);
-      }
+      if (i != j)
+        ck_assert_int_eq(send_numbered(i, j, seq[i][j]++), 0);
   advance(30000);
   for (int i = 0; i < N; i++)
     ck_assert_int_eq(check_random_genuine(NET.node[i], i, N), before[i] + N - 1);
