@@ -1,6 +1,6 @@
 /* test_client.c: the client core against a REAL secchat_server core, in
  * process, no sockets, fake clock. Bytes are pumped in memory between the
- * client cores and the server core.
+ * client cores and the server cores by tests/simnet.
  *
  * The hostile relay: between client and relay everything is inside the
  * Noise transport, so a man in the middle of the byte stream can only break
@@ -27,6 +27,7 @@
 #include "mp.h"
 #include "noise.h"
 #include "rng.h"
+#include "simnet.h"
 #include "testutil.h"
 
 #define T0 1800000000000ull
@@ -36,36 +37,29 @@
 
 /* ---- fixture ------------------------------------------------------------------- */
 
-static secchat_server *SRV[2];
+/* Two relays (server 1 for moving between relays), clients on tests/simnet. */
+static sn_net NET;
 static secchat_server_key *KEY;
 static uint8_t NSK[2][32];
-static uint64_t NOW;
 static sc_test_rng RNG;
-
-typedef struct evrec {
-  uint32_t type, flags, count, trust;
-  int code, detail;
-  uint64_t ref;
-  int64_t expires_s;
-  uint8_t uid[20], uid2[20], key[32], fpr[32], chat[16], msgid[32];
-  char name[130];
-  char text[20];
-  uint8_t *data;
-  size_t dlen;
-} evrec;
-
-typedef struct cl {
-  secchat_identity *id;
-  secchat_client *c;
-  int srv;          /* index into SRV */
-  uint64_t conn;    /* server connection, 0 if none */
-  evrec *ev;
-  int nev;
-  char name[64];
-} cl;
-static cl *CL[MAXCL];
-static int NCL;
 static uint32_t PW_MAX_MSGS; /* 0: default; else pairwise_max_messages of new clients */
+
+typedef sn_node cl;
+
+/* (Re)start server i with its noise key, issuing tokens valid ttl_s (0:
+ * the default). No rate limits: the tests send bursts. */
+static void server_start(int i, uint32_t ttl_s)
+{
+  secchat_server_config cfg;
+  secchat_server_config_init(&cfg);
+  cfg.name = ISSUER;
+  cfg.token_key = KEY;
+  cfg.noise_secret_key = NSK[i];
+  cfg.direct_rate = 0;
+  cfg.control_rate = 0;
+  cfg.token_ttl_s = ttl_s;
+  ck_assert_int_eq(secchat_server_new(&NET.srv[i], &cfg), 0);
+}
 
 static void setup(void)
 {
@@ -76,47 +70,24 @@ static void setup(void)
   ck_assert_int_eq(secchat_server_key_generate(&KEY), 0);
   for (int i = 0; i < 2; i++) {
     sc_random(NSK[i], 32);
-    secchat_server_config cfg;
-    secchat_server_config_init(&cfg);
-    cfg.name = ISSUER;
-    cfg.token_key = KEY;
-    cfg.noise_secret_key = NSK[i];
-    cfg.direct_rate = 0; /* the tests send bursts */
-    cfg.control_rate = 0;
-    ck_assert_int_eq(secchat_server_new(&SRV[i], &cfg), 0);
+    server_start(i, 0);
   }
-  NOW = T0;
-  NCL = 0;
+  NET.now = T0;
+  NET.max_events = EVMAX;
   PW_MAX_MSGS = 0;
-}
-
-static void cl_free(cl *x)
-{
-  for (int i = 0; i < x->nev; i++)
-    free(x->ev[i].data);
-  free(x->ev);
-  secchat_client_free(x->c);
-  secchat_identity_free(x->id);
-  free(x);
 }
 
 static void teardown(void)
 {
-  for (int i = 0; i < NCL; i++)
-    cl_free(CL[i]);
-  NCL = 0;
-  for (int i = 0; i < 2; i++)
-    secchat_server_free(SRV[i]);
+  sn_free(&NET);
   secchat_server_key_free(KEY);
   sc_rng_set(NULL, NULL);
 }
 
 static cl *cl_make(const char *name, const secchat_identity *same)
 {
-  cl *x = calloc(1, sizeof *x);
-  ck_assert_ptr_nonnull(x);
-  x->ev = calloc(EVMAX, sizeof *x->ev);
-  ck_assert_ptr_nonnull(x->ev);
+  ck_assert_int_lt(NET.nnode, MAXCL);
+  cl *x = sn_add(&NET, name);
   if (same != NULL) {
     uint8_t blob[SECCHAT_IDENTITY_BLOB_MAX_BYTES];
     size_t bl = 0;
@@ -134,9 +105,6 @@ static cl *cl_make(const char *name, const secchat_identity *same)
   if (PW_MAX_MSGS != 0)
     cfg.pairwise_max_messages = PW_MAX_MSGS;
   ck_assert_int_eq(secchat_client_new(&x->c, &cfg), 0);
-  snprintf(x->name, sizeof x->name, "%s", name);
-  ck_assert_int_lt(NCL, MAXCL);
-  CL[NCL++] = x;
   return x;
 }
 
@@ -144,193 +112,26 @@ static cl *cl_new(const char *name) { return cl_make(name, NULL); }
 
 static const uint8_t *UID(const cl *x) { return secchat_identity_uid(x->id); }
 
-static void drain_events(cl *x);
+static void host_close(cl *x) { sn_close(&NET, x); }
+static void pump(void) { sn_pump(&NET); }
+static void drain_events(cl *x) { sn_drain(&NET, x); }
+static void advance_by(uint64_t ms, uint64_t step) { sn_advance(&NET, ms, step); }
+static void advance(uint64_t ms) { sn_advance(&NET, ms, 1000); }
 
-static void host_close(cl *x)
-{
-  if (x->conn != 0) {
-    ck_assert_int_eq(secchat_server_conn_closed(SRV[x->srv], x->conn, NOW), 0);
-    x->conn = 0;
-  }
-  secchat_client_disconnected(x->c, NOW);
-}
+/* Every client connects from the same address. */
+static const uint8_t LOCALHOST[4] = {127, 0, 0, 1};
 
-static int pump_once(void)
-{
-  int moved = 0;
-  static uint8_t buf[65536];
-  for (int i = 0; i < NCL; i++) {
-    cl *x = CL[i];
-    if (x->conn == 0)
-      continue;
-    secchat_ssize n;
-    while ((n = secchat_client_send(x->c, buf, sizeof buf)) > 0) {
-      ck_assert_int_eq(secchat_server_conn_recv(SRV[x->srv], x->conn, buf, (size_t)n, NOW), n);
-      moved = 1;
-    }
-    secchat_iovec iov[8];
-    int k;
-    while ((k = secchat_server_conn_output(SRV[x->srv], x->conn, iov, 8)) > 0) {
-      size_t total = 0;
-      for (int j = 0; j < k; j++) {
-        ck_assert_int_eq(secchat_client_recv(x->c, iov[j].base, iov[j].len, NOW),
-                         (secchat_ssize)iov[j].len);
-        total += iov[j].len;
-      }
-      ck_assert_int_eq(secchat_server_conn_consumed(SRV[x->srv], x->conn, total), 0);
-      moved = 1;
-    }
-  }
-  for (int s = 0; s < 2; s++) {
-    secchat_server_event sev;
-    memset(&sev, 0, sizeof sev);
-    sev.struct_size = sizeof sev;
-    while (secchat_server_next_event(SRV[s], &sev) == 1) {
-      if (sev.type != SECCHAT_SERVER_EV_CLOSE)
-        continue;
-      for (int i = 0; i < NCL; i++)
-        if (CL[i]->srv == s && CL[i]->conn == sev.conn) {
-          /* flush what the server still has for it, then close */
-          secchat_iovec iov[8];
-          int k;
-          while (sev.flush && (k = secchat_server_conn_output(SRV[s], sev.conn, iov, 8)) > 0) {
-            size_t total = 0;
-            for (int j = 0; j < k; j++) {
-              (void)secchat_client_recv(CL[i]->c, iov[j].base, iov[j].len, NOW);
-              total += iov[j].len;
-            }
-            (void)secchat_server_conn_consumed(SRV[s], sev.conn, total);
-          }
-          host_close(CL[i]);
-          moved = 1;
-        }
-    }
-  }
-  for (int i = 0; i < NCL; i++)
-    drain_events(CL[i]);
-  return moved;
-}
-
-static void pump(void)
-{
-  for (int i = 0; i < 100000 && pump_once(); i++)
-    ;
-}
-
-static void drain_events(cl *x)
-{
-  secchat_client_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.struct_size = sizeof ev;
-  while (secchat_client_next_event(x->c, &ev) == 1) {
-    ck_assert_uint_eq(ev.struct_size, sizeof ev);
-    ck_assert_int_lt(x->nev, EVMAX);
-    evrec *r = &x->ev[x->nev++];
-    memset(r, 0, sizeof *r);
-    r->type = ev.type;
-    r->flags = ev.flags;
-    r->count = ev.count;
-    r->trust = ev.trust;
-    r->code = ev.code;
-    r->detail = ev.detail;
-    r->ref = ev.ref;
-    r->expires_s = ev.expires_s;
-    memcpy(r->uid, ev.uid, 20);
-    memcpy(r->uid2, ev.uid2, 20);
-    memcpy(r->key, ev.key, 32);
-    memcpy(r->fpr, ev.fingerprint, 32);
-    memcpy(r->chat, ev.chat_id, 16);
-    memcpy(r->msgid, ev.msg_id, 32);
-    memcpy(r->text, ev.text, sizeof r->text);
-    if (ev.name_len > 0) {
-      ck_assert_ptr_nonnull(ev.name);
-      memcpy(r->name, ev.name, ev.name_len < 129 ? ev.name_len : 129);
-    }
-    if (ev.data_len > 0) {
-      r->data = malloc(ev.data_len);
-      memcpy(r->data, ev.data, ev.data_len);
-      r->dlen = ev.data_len;
-    }
-    if (ev.type == SECCHAT_CLIENT_EV_CLOSE) {
-      /* the host writes what is pending, then closes */
-      static uint8_t buf[65536];
-      secchat_ssize n;
-      while (x->conn != 0 && (n = secchat_client_send(x->c, buf, sizeof buf)) > 0)
-        (void)secchat_server_conn_recv(SRV[x->srv], x->conn, buf, (size_t)n, NOW);
-      host_close(x);
-    }
-  }
-}
-
-static void cl_connect(cl *x, int srv)
-{
-  if (x->conn != 0)
-    host_close(x);
-  x->srv = srv;
-  static const uint8_t src[4] = {127, 0, 0, 1};
-  ck_assert_int_eq(secchat_server_conn_open(SRV[srv], &x->conn, src, sizeof src, NOW), 0);
-  ck_assert_int_eq(secchat_client_connect(x->c, NOW), 0);
-  pump();
-}
-
-static int count_ev(const cl *x, uint32_t type, int from)
-{
-  int n = 0;
-  for (int i = from; i < x->nev; i++)
-    n += x->ev[i].type == type;
-  return n;
-}
-
-static const evrec *last_ev(const cl *x, uint32_t type)
-{
-  for (int i = x->nev - 1; i >= 0; i--)
-    if (x->ev[i].type == type)
-      return &x->ev[i];
-  return NULL;
-}
+static void cl_connect(cl *x, int srv) { sn_connect(&NET, x, srv, LOCALHOST, sizeof LOCALHOST); }
 
 /* Register under x->name on server 0 and log in. */
-static void cl_online(cl *x)
-{
-  int from = x->nev;
-  ck_assert_int_eq(secchat_client_register(x->c, x->name, strlen(x->name), NOW), 0);
-  cl_connect(x, 0);
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_REGISTERED, from), 1);
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
-  ck_assert(secchat_client_is_online(x->c));
-}
-
-static void advance_by(uint64_t ms, uint64_t step)
-{
-  uint64_t end = NOW + ms;
-  while (NOW < end) {
-    NOW += ms < step ? ms : step;
-    if (NOW > end)
-      NOW = end;
-    for (int s = 0; s < 2; s++)
-      secchat_server_on_timeout(SRV[s], NOW);
-    for (int i = 0; i < NCL; i++)
-      secchat_client_on_timeout(CL[i]->c, NOW);
-    pump();
-  }
-}
-
-static void advance(uint64_t ms) { advance_by(ms, 1000); }
+static void cl_online(cl *x) { sn_online(&NET, x, LOCALHOST, sizeof LOCALHOST); }
 
 /* Replace server 0 by one issuing tokens valid ttl_s (before any client). */
 static void server0_ttl(uint32_t ttl_s)
 {
-  ck_assert_int_eq(NCL, 0);
-  secchat_server_free(SRV[0]);
-  secchat_server_config cfg;
-  secchat_server_config_init(&cfg);
-  cfg.name = ISSUER;
-  cfg.token_key = KEY;
-  cfg.noise_secret_key = NSK[0];
-  cfg.direct_rate = 0;
-  cfg.control_rate = 0;
-  cfg.token_ttl_s = ttl_s;
-  ck_assert_int_eq(secchat_server_new(&SRV[0], &cfg), 0);
+  ck_assert_int_eq(NET.nnode, 0);
+  secchat_server_free(NET.srv[0]);
+  server_start(0, ttl_s);
 }
 
 static void lookup(cl *x, const char *name)
@@ -342,6 +143,17 @@ static void lookup(cl *x, const char *name)
 static void server_pem(char *pem, size_t *len)
 {
   ck_assert_int_eq(secchat_server_key_public_pem(KEY, pem, SECCHAT_TOKEN_KEY_PEM_MAX, len), 0);
+}
+
+/* The common opening: alice and bob registered and online, and alice has
+ * looked bob up (she knows his identity; no pairwise session yet). */
+static void alice_and_bob(cl **a, cl **b)
+{
+  *a = cl_new("alice");
+  *b = cl_new("bob");
+  cl_online(*a);
+  cl_online(*b);
+  lookup(*a, "bob");
 }
 
 /* Payloads received by x from uid (PAIRWISE_MESSAGE), in order. */
@@ -359,7 +171,7 @@ static int received(const cl *x, const uint8_t *from, const char *text)
 static void send_text(cl *x, const cl *to, const char *text)
 {
   ck_assert_int_eq(
-      secchat_client_pairwise_send(x->c, UID(to), (const uint8_t *)text, strlen(text), NOW), 0);
+      secchat_client_pairwise_send(x->c, UID(to), (const uint8_t *)text, strlen(text), NET.now), 0);
 }
 
 /* ---- relay session ---------------------------------------------------------------------- */
@@ -371,10 +183,10 @@ START_TEST(test_register_login)
   cl_online(b);
   cl_online(c);
   /* first contact pinned the server, with the fingerprint over both keys */
-  const evrec *pin = last_ev(a, SECCHAT_CLIENT_EV_SERVER_PINNED);
+  const sn_event *pin = sn_last(a, SECCHAT_CLIENT_EV_SERVER_PINNED);
   ck_assert_ptr_nonnull(pin);
   uint8_t npk[32], fpr[32], fpr2[32];
-  secchat_server_noise_public_key(SRV[0], npk);
+  secchat_server_noise_public_key(NET.srv[0], npk);
   ck_assert_mem_eq(pin->key, npk, 32);
   char pem[SECCHAT_TOKEN_KEY_PEM_MAX];
   size_t pl = 0;
@@ -384,23 +196,23 @@ START_TEST(test_register_login)
   ck_assert_int_eq(secchat_client_server_fingerprint(a->c, fpr2), 0);
   ck_assert_mem_eq(fpr, fpr2, 32);
   ck_assert_str_eq(pin->name, ISSUER);
-  const evrec *au = last_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED);
+  const sn_event *au = sn_last(a, SECCHAT_CLIENT_EV_AUTHENTICATED);
   ck_assert_mem_eq(au->uid, UID(a), 20);
-  ck_assert_int_gt(au->expires_s, (int64_t)(NOW / 1000));
+  ck_assert_int_gt(au->expires_s, (int64_t)(NET.now / 1000));
   /* reconnect: logs in with the stored token (no second registration) */
   int from = a->nev;
   host_close(a);
   cl_connect(a, 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_REGISTERED, from), 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_SERVER_PINNED, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_REGISTERED, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_SERVER_PINNED, from), 0);
   /* keepalive: idle for a minute sends a PING and the connection lives */
   advance(61000);
   ck_assert(secchat_client_is_online(a->c));
   secchat_server_stats st;
   memset(&st, 0, sizeof st);
   st.struct_size = sizeof st;
-  secchat_server_get_stats(SRV[0], &st);
+  secchat_server_get_stats(NET.srv[0], &st);
   ck_assert_uint_eq(st.registrations, 3);
   ck_assert_uint_eq(st.auth_ok, 4);
   /* one device per identity: a second login replaces the first, which
@@ -408,21 +220,22 @@ START_TEST(test_register_login)
   cl *a2 = cl_make("alice", a->id);
   from = a->nev;
   cl_online(a2);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_BYE, from), 1);
-  ck_assert_int_eq(last_ev(a, SECCHAT_CLIENT_EV_BYE)->detail, SC_BYE_REPLACED);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CLOSE, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_BYE, from), 1);
+  ck_assert_int_eq(sn_last(a, SECCHAT_CLIENT_EV_BYE)->detail, SC_BYE_REPLACED);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CLOSE, from), 1);
   ck_assert(!secchat_client_is_online(a->c));
   ck_assert(secchat_client_is_online(a2->c));
   /* bytes after the close are refused until the host connects again */
   uint8_t junk[4] = {0, 0, 0, 1};
-  ck_assert_int_eq(secchat_client_recv(a->c, junk, sizeof junk, NOW), SECCHAT_ERR_INVALID_STATE);
+  ck_assert_int_eq(secchat_client_recv(a->c, junk, sizeof junk, NET.now),
+                   SECCHAT_ERR_INVALID_STATE);
   /* a relay that breaks the framing condemns the connection */
   from = b->nev;
   uint8_t bad[4] = {0, 0, 0, 0};
-  ck_assert_int_eq(secchat_client_recv(b->c, bad, sizeof bad, NOW), 4);
+  ck_assert_int_eq(secchat_client_recv(b->c, bad, sizeof bad, NET.now), 4);
   drain_events(b);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_CLOSE, from), 1);
-  ck_assert_int_eq(last_ev(b, SECCHAT_CLIENT_EV_CLOSE)->code, SECCHAT_ERR_FRAME_EMPTY);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_CLOSE, from), 1);
+  ck_assert_int_eq(sn_last(b, SECCHAT_CLIENT_EV_CLOSE)->code, SECCHAT_ERR_FRAME_EMPTY);
 }
 END_TEST
 
@@ -436,31 +249,31 @@ START_TEST(test_server_key_mismatch)
   secchat_server_stats before;
   memset(&before, 0, sizeof before);
   before.struct_size = sizeof before;
-  secchat_server_get_stats(SRV[1], &before);
+  secchat_server_get_stats(NET.srv[1], &before);
   cl_connect(a, 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, from), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CLOSE, from), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CLOSE, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 0);
   ck_assert(!secchat_client_is_online(a->c));
   uint8_t npk1[32];
-  secchat_server_noise_public_key(SRV[1], npk1);
-  ck_assert_mem_eq(last_ev(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH)->key, npk1, 32);
+  secchat_server_noise_public_key(NET.srv[1], npk1);
+  ck_assert_mem_eq(sn_last(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH)->key, npk1, 32);
   secchat_server_stats after;
   memset(&after, 0, sizeof after);
   after.struct_size = sizeof after;
-  secchat_server_get_stats(SRV[1], &after);
+  secchat_server_get_stats(NET.srv[1], &after);
   ck_assert_uint_eq(after.auth_ok + after.registrations,
                     before.auth_ok + before.registrations); /* nothing was sent */
   /* again: still refused (the pin did not move) */
   from = a->nev;
   cl_connect(a, 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, from), 1);
   /* the host accepts explicitly: pinned to the new server, registers there */
   ck_assert_int_eq(secchat_client_accept_server_key(a->c), 0);
   ck_assert_int_eq(secchat_client_accept_server_key(a->c), SECCHAT_ERR_INVALID_STATE);
   from = a->nev;
   cl_connect(a, 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
   uint8_t fpr[32], fpr1[32];
   char pem[SECCHAT_TOKEN_KEY_PEM_MAX];
   size_t pl = 0;
@@ -478,18 +291,18 @@ START_TEST(test_server_fingerprint_given)
   size_t pl = 0;
   server_pem(pem, &pl);
   for (int i = 0; i < 2; i++) {
-    secchat_server_noise_public_key(SRV[i], npk[i]);
+    secchat_server_noise_public_key(NET.srv[i], npk[i]);
     ck_assert_int_eq(secchat_server_fingerprint(npk[i], pem, pl, fpr[i]), 0);
   }
   ck_assert_mem_ne(fpr[0], fpr[1], 32);
   cl *a = cl_new("alice");
   ck_assert_int_eq(secchat_client_expect_server_fingerprint(a->c, fpr[0]), 0);
-  ck_assert_int_eq(secchat_client_register(a->c, "alice", 5, NOW), 0);
+  ck_assert_int_eq(secchat_client_register(a->c, "alice", 5, NET.now), 0);
   cl_connect(a, 1); /* the wrong server */
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, 0), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_REGISTERED, 0), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_REGISTERED, 0), 0);
   cl_connect(a, 0); /* the right one */
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
   /* an explicit pin with another token key refuses the real server */
   cl *b = cl_new("bob");
   secchat_server_key *other = NULL;
@@ -499,10 +312,10 @@ START_TEST(test_server_fingerprint_given)
   ck_assert_int_eq(secchat_server_key_public_pem(other, opem, sizeof opem, &opl), 0);
   secchat_server_key_free(other);
   ck_assert_int_eq(secchat_client_set_server_pin(b->c, npk[0], opem, opl, ISSUER), 0);
-  ck_assert_int_eq(secchat_client_register(b->c, "bob", 3, NOW), 0);
+  ck_assert_int_eq(secchat_client_register(b->c, "bob", 3, NET.now), 0);
   cl_connect(b, 0);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, 0), 1);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 0);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_SERVER_KEY_MISMATCH, 0), 1);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 0);
 }
 END_TEST
 
@@ -512,9 +325,7 @@ typedef struct evil {
   cl *victim;
   int mode;             /* what to do with matching frames */
   int type;             /* frame type to act on (0: none) */
-  uint8_t *held[256];   /* frames held back (reorder) or recorded (replay) */
-  size_t hlen[256];
-  int nheld;
+  sn_held held;         /* frames held back (reorder) or recorded (replay) */
   uint32_t rnd;
   int dropped, duplicated, corrupted, reordered;
   uint8_t forge[8192];  /* replacement body for MODE_REPLACE */
@@ -523,29 +334,10 @@ typedef struct evil {
 
 enum { MODE_PASS = 0, MODE_DROP_ALL, MODE_CHAOS, MODE_RECORD, MODE_REPLACE };
 
-static uint32_t evil_rand(evil *e)
-{
-  e->rnd = e->rnd * 1103515245u + 12345u;
-  return (e->rnd >> 16) & 0x7fff;
-}
-
-static void evil_hold(evil *e, const uint8_t *body, size_t len)
-{
-  if (e->nheld >= 256)
-    return;
-  e->held[e->nheld] = malloc(len);
-  memcpy(e->held[e->nheld], body, len);
-  e->hlen[e->nheld++] = len;
-}
-
 /* Re-inject everything held, in reverse order (reordering). */
 static void evil_release(evil *e)
 {
-  for (int i = e->nheld - 1; i >= 0; i--) {
-    sc_client_test_inject(e->victim->c, e->held[i], e->hlen[i], NOW);
-    free(e->held[i]);
-  }
-  e->nheld = 0;
+  sn_release(&NET, &e->held, e->victim->c);
   pump();
 }
 
@@ -577,35 +369,35 @@ static int evil_filter(void *ctx, const uint8_t *body, size_t len)
     return 1;
   switch (e->mode) {
   case MODE_DROP_ALL: e->dropped++; return 0;
-  case MODE_RECORD: evil_hold(e, body, len); return 1;
+  case MODE_RECORD: sn_hold(&e->held, body, len); return 1;
   case MODE_REPLACE:
-    sc_client_test_inject(e->victim->c, e->forge, e->forge_len, NOW);
+    sc_client_test_inject(e->victim->c, e->forge, e->forge_len, NET.now);
     return 0;
   case MODE_CHAOS: {
-    uint32_t r = evil_rand(e) % 10;
+    uint32_t r = sn_dice(&e->rnd) % 10;
     if (r == 0) { e->dropped++; return 0; }
     if (r == 1) { /* duplicate now */
       e->duplicated++;
-      sc_client_test_inject(e->victim->c, body, len, NOW);
+      sc_client_test_inject(e->victim->c, body, len, NET.now);
       return 1;
     }
     if (r == 2) { /* hold back: delivered later, out of order */
       e->reordered++;
-      evil_hold(e, body, len);
+      sn_hold(&e->held, body, len);
       return 0;
     }
     if (r == 3) { /* corrupted copy instead of the original */
       static uint8_t bad[SECCHAT_MAX_FRAME_BODY];
-      size_t bl = corrupt_direct(body, len, bad, sizeof bad, evil_rand(e) * 7919u);
+      size_t bl = corrupt_direct(body, len, bad, sizeof bad, sn_dice(&e->rnd) * 7919u);
       e->corrupted++;
-      sc_client_test_inject(e->victim->c, bad, bl, NOW);
+      sc_client_test_inject(e->victim->c, bad, bl, NET.now);
       return 0;
     }
     if (r == 4) { /* corrupted copy and the original */
       static uint8_t bad[SECCHAT_MAX_FRAME_BODY];
-      size_t bl = corrupt_direct(body, len, bad, sizeof bad, evil_rand(e) * 31u);
+      size_t bl = corrupt_direct(body, len, bad, sizeof bad, sn_dice(&e->rnd) * 31u);
       e->corrupted++;
-      sc_client_test_inject(e->victim->c, bad, bl, NOW);
+      sc_client_test_inject(e->victim->c, bad, bl, NET.now);
       return 1;
     }
     return 1;
@@ -614,12 +406,7 @@ static int evil_filter(void *ctx, const uint8_t *body, size_t len)
   }
 }
 
-static void evil_free(evil *e)
-{
-  for (int i = 0; i < e->nheld; i++)
-    free(e->held[i]);
-  e->nheld = 0;
-}
+static void evil_free(evil *e) { sn_held_clear(&e->held); }
 
 static void evil_on(evil *e, cl *victim, int mode, int type)
 {
@@ -635,19 +422,7 @@ static void evil_on(evil *e, cl *victim, int mode, int type)
  * hostile relay can). */
 static size_t mint(const secchat_identity *id, const char *name, char *out)
 {
-  uint8_t hh[32], proof[64];
-  memset(hh, 0x5a, sizeof hh);
-  ck_assert_int_eq(secchat_token_registration_proof(id, name, strlen(name), hh, proof), 0);
-  size_t tl = 0;
-  int reason = 0;
-  ck_assert_int_eq(secchat_token_issue(KEY, ISSUER, name, strlen(name),
-                                       secchat_identity_sign_public_key(id),
-                                       secchat_identity_dh_public_key(id),
-                                       secchat_identity_dh_sig(id), proof, hh,
-                                       secchat_identity_dh_public_key(id), (int64_t)(NOW / 1000),
-                                       0, out, SECCHAT_MAX_TOKEN_BYTES + 1, &tl, &reason),
-                   0);
-  return tl;
+  return tu_mint_token(KEY, ISSUER, id, name, NET.now, out);
 }
 
 static size_t lookup_result_body(const char **toks, const size_t *lens, size_t n, uint8_t *out,
@@ -685,18 +460,18 @@ START_TEST(test_register_token_checked)
   f.u.token.token.p = tok;
   f.u.token.token.len = tl;
   e.forge_len = (size_t)sc_frame_encode(&f, e.forge, sizeof e.forge);
-  ck_assert_int_eq(secchat_client_register(a->c, "alice", 5, NOW), 0);
+  ck_assert_int_eq(secchat_client_register(a->c, "alice", 5, NET.now), 0);
   cl_connect(a, 0);
-  const evrec *af = last_ev(a, SECCHAT_CLIENT_EV_AUTH_FAILED);
+  const sn_event *af = sn_last(a, SECCHAT_CLIENT_EV_AUTH_FAILED);
   ck_assert_ptr_nonnull(af);
   ck_assert_int_eq(af->code, SECCHAT_ERR_AUTH);
   ck_assert_int_eq(af->detail, SECCHAT_TOKEN_R_UID);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CLOSE, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CLOSE, 0), 1);
   /* the honest relay next time */
   sc_client_test_filter(a->c, NULL, NULL);
   cl_connect(a, 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
   secchat_identity_free(eve);
   evil_free(&e);
 }
@@ -706,19 +481,17 @@ END_TEST
 
 START_TEST(test_tofu_identity_change)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
-  const evrec *le = last_ev(a, SECCHAT_CLIENT_EV_LOOKUP_ENTRY);
+  cl *a, *b;
+  alice_and_bob(&a, &b);
+  const sn_event *le = sn_last(a, SECCHAT_CLIENT_EV_LOOKUP_ENTRY);
   ck_assert_ptr_nonnull(le);
   ck_assert_mem_eq(le->uid, UID(b), 20);
   ck_assert_str_eq(le->name, "bob");
   char fpr[SECCHAT_FINGERPRINT_BYTES];
   ck_assert_int_eq(secchat_identity_fingerprint(b->id, fpr, sizeof fpr), 0);
   ck_assert_str_eq(le->text, fpr);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CONTACT_NEW, 0), 1);
-  const evrec *done = last_ev(a, SECCHAT_CLIENT_EV_LOOKUP_DONE);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CONTACT_NEW, 0), 1);
+  const sn_event *done = sn_last(a, SECCHAT_CLIENT_EV_LOOKUP_DONE);
   ck_assert_uint_eq(done->count, 1);
   ck_assert_uint_eq(done->flags & SECCHAT_LOOKUP_AMBIGUOUS, 0);
   uint8_t uid[20];
@@ -733,13 +506,13 @@ START_TEST(test_tofu_identity_change)
   cl_online(b2);
   int from = a->nev;
   lookup(a, "bob");
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
-  const evrec *ic = last_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
+  const sn_event *ic = sn_last(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
   ck_assert_mem_eq(ic->uid, UID(b2), 20);
   ck_assert_mem_eq(ic->uid2, UID(b), 20);
   ck_assert_str_eq(ic->name, "bob");
   /* the pin stays; sending to the newcomer is blocked, by name too */
-  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b2), (const uint8_t *)"x", 1, NOW),
+  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b2), (const uint8_t *)"x", 1, NET.now),
                    SECCHAT_ERR_IDENTITY_CHANGED);
   ck_assert_int_eq(secchat_client_resolve(a->c, "bob", 3, uid), SECCHAT_ERR_IDENTITY_CHANGED);
   ck_assert_int_eq(secchat_client_contact(a->c, UID(b2), &ct), 0);
@@ -749,7 +522,7 @@ START_TEST(test_tofu_identity_change)
   send_text(b2, a, "it is me, bob");
   pump();
   ck_assert_int_eq(received(a, UID(b2), "it is me, bob"), 0);
-  const evrec *rj = last_ev(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
+  const sn_event *rj = sn_last(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
   ck_assert_ptr_nonnull(rj);
   ck_assert_int_eq(rj->code, SECCHAT_ERR_IDENTITY_CHANGED);
   /* the user accepts the new identity: unblocked, re-pinned, TOFU */
@@ -772,12 +545,12 @@ START_TEST(test_ambiguous_lookup)
   cl_online(b);
   cl_online(b2);
   lookup(a, "bob");
-  const evrec *done = last_ev(a, SECCHAT_CLIENT_EV_LOOKUP_DONE);
+  const sn_event *done = sn_last(a, SECCHAT_CLIENT_EV_LOOKUP_DONE);
   ck_assert_ptr_nonnull(done);
   ck_assert_uint_eq(done->count, 2);
   ck_assert_uint_eq(done->flags & SECCHAT_LOOKUP_AMBIGUOUS, SECCHAT_LOOKUP_AMBIGUOUS);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_LOOKUP_ENTRY, 0), 2);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CONTACT_NEW, 0), 0); /* nothing pinned */
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_LOOKUP_ENTRY, 0), 2);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CONTACT_NEW, 0), 0); /* nothing pinned */
   uint8_t uid[20];
   ck_assert_int_eq(secchat_client_resolve(a->c, "bob", 3, uid), SECCHAT_ERR_AMBIGUOUS);
   /* name#fingerprint and the uid text address each one */
@@ -801,10 +574,8 @@ END_TEST
 
 START_TEST(test_safety_numbers)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   lookup(b, "alice");
   char sa[SECCHAT_SAFETY_NUMBER_BYTES], sb[SECCHAT_SAFETY_NUMBER_BYTES];
   ck_assert_int_eq(secchat_client_safety_number(a->c, UID(b), sa, sizeof sa), 0);
@@ -845,8 +616,8 @@ START_TEST(test_pairwise_both_ways)
   pump();
   ck_assert_int_eq(received(b, UID(a), "hi bob"), 1);
   ck_assert_int_eq(received(b, UID(a), "second"), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   /* bob learnt (and pinned) alice from her verified token */
   secchat_contact ct;
   ck_assert_int_eq(secchat_client_contact(b->c, UID(a), &ct), 0);
@@ -856,7 +627,7 @@ START_TEST(test_pairwise_both_ways)
   send_text(b, a, "hi alice");
   pump();
   ck_assert_int_eq(received(a, UID(b), "hi alice"), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* same session */
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* same session */
   /* carol by uid only: her keys come from a LOOKUP by uid */
   send_text(b, c, "hi carol");
   pump();
@@ -870,20 +641,20 @@ START_TEST(test_pairwise_both_ways)
   int from = a->nev;
   send_text(a, d, "are you there");
   pump();
-  const evrec *pf = last_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_FAILED);
+  const sn_event *pf = sn_last(a, SECCHAT_CLIENT_EV_PAIRWISE_FAILED);
   ck_assert_ptr_nonnull(pf);
   ck_assert_int_ge(pf->type, 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_FAILED, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_FAILED, from), 1);
   ck_assert_mem_eq(pf->uid, UID(d), 20);
   ck_assert_uint_eq(pf->count, 1);
   /* limits */
   static uint8_t big[SECCHAT_CLIENT_MAX_PAIRWISE_PAYLOAD + 1];
-  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b), big, sizeof big, NOW),
+  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b), big, sizeof big, NET.now),
                    SECCHAT_ERR_TOO_LONG);
-  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b), big, sizeof big - 1, NOW), 0);
+  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(b), big, sizeof big - 1, NET.now), 0);
   pump();
-  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE)->dlen, sizeof big - 1);
-  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(a), big, 1, NOW),
+  ck_assert_uint_eq(sn_last(b, SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE)->dlen, sizeof big - 1);
+  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(a), big, 1, NET.now),
                    SECCHAT_ERR_INVALID_ARGUMENT);
   /* offline, no session with carol yet: payloads wait (bounded), in order */
   host_close(a);
@@ -892,7 +663,7 @@ START_TEST(test_pairwise_both_ways)
     snprintf(t, sizeof t, "q%d", i);
     send_text(a, c, t);
   }
-  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(c), (const uint8_t *)"x", 1, NOW),
+  ck_assert_int_eq(secchat_client_pairwise_send(a->c, UID(c), (const uint8_t *)"x", 1, NET.now),
                    SECCHAT_ERR_QUEUE_FULL);
   cl_connect(a, 0);
   int k = 0;
@@ -908,10 +679,8 @@ END_TEST
 
 START_TEST(test_pairwise_simultaneous_open)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   lookup(b, "alice");
   /* both open at once: both HELLOs cross in flight */
   send_text(a, b, "from a");
@@ -920,12 +689,12 @@ START_TEST(test_pairwise_simultaneous_open)
   ck_assert_int_eq(received(b, UID(a), "from a"), 1);
   ck_assert_int_eq(received(a, UID(b), "from b"), 1);
   /* exactly one session each side: the lower uid's */
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   int a_low = memcmp(UID(a), UID(b), 20) < 0;
   /* detail of PAIRWISE_OPEN = 1 when we initiated */
-  ck_assert_int_eq(last_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN)->detail, a_low);
-  ck_assert_int_eq(last_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN)->detail, !a_low);
+  ck_assert_int_eq(sn_last(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN)->detail, a_low);
+  ck_assert_int_eq(sn_last(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN)->detail, !a_low);
   for (int i = 0; i < 5; i++) {
     char t[32];
     snprintf(t, sizeof t, "msg %d", i);
@@ -939,7 +708,7 @@ START_TEST(test_pairwise_simultaneous_open)
     ck_assert_int_eq(received(b, UID(a), t), 1);
     ck_assert_int_eq(received(a, UID(b), t), 1);
   }
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
 }
 END_TEST
 
@@ -954,7 +723,7 @@ static int check_genuine_once(const cl *x, const uint8_t *from, int n)
   memset(seen, 0, sizeof seen);
   int got = 0;
   for (int i = 0; i < x->nev; i++) {
-    const evrec *r = &x->ev[i];
+    const sn_event *r = &x->ev[i];
     if (r->type != SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE || memcmp(r->uid, from, 20) != 0)
       continue;
     char t[64];
@@ -979,10 +748,8 @@ static int check_genuine_once(const cl *x, const uint8_t *from, int n)
 
 START_TEST(test_hostile_relay_direct)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "setup");
   pump();
   ck_assert_int_eq(received(b, UID(a), "setup"), 1);
@@ -1024,7 +791,7 @@ START_TEST(test_hostile_relay_direct)
     send_text(a, b, t);
   }
   pump();
-  ck_assert_int_eq(e.nheld, 20);
+  ck_assert_int_eq(e.held.n, 20);
   int got2 = check_genuine_once(b, UID(a), 320);
   ck_assert_int_eq(got2, got + 20);
   e.mode = MODE_PASS;
@@ -1037,7 +804,7 @@ START_TEST(test_hostile_relay_direct)
   pump();
   ck_assert_int_eq(check_genuine_once(b, UID(a), 321), got2 + 1);
   ck_assert_int_eq(received(a, UID(b), "m0"), 1);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* no re-handshake */
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* no re-handshake */
   evil_free(&e);
 }
 END_TEST
@@ -1046,10 +813,8 @@ START_TEST(test_hostile_relay_handshake)
 {
   /* chaos from the very first frame: handshakes are retried, payloads wait
    * in the queue, nothing is shown twice or forged */
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   evil ea, eb;
   evil_on(&eb, b, MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
   evil_on(&ea, a, MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
@@ -1085,10 +850,8 @@ START_TEST(test_pairwise_rekey)
   /* a fresh session after N messages (10,000 in production, 5 here) and
    * after 24 hours; nothing lost or doubled across the switch */
   PW_MAX_MSGS = 5;
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   char t[16];
   for (int i = 0; i < 23; i++) {
     snprintf(t, sizeof t, "m%d", i);
@@ -1098,9 +861,9 @@ START_TEST(test_pairwise_rekey)
   }
   pump();
   ck_assert_int_eq(check_genuine_once(b, UID(a), 23), 23);
-  int opens = count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0);
+  int opens = sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0);
   ck_assert_int_ge(opens, 4);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), opens);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), opens);
   /* age: a day later the next send starts a new session */
   advance_by(24ull * 3600 * 1000 + 1000, 50000);
   ck_assert(secchat_client_is_online(a->c));
@@ -1109,7 +872,7 @@ START_TEST(test_pairwise_rekey)
   send_text(a, b, "m24");
   pump();
   ck_assert_int_eq(check_genuine_once(b, UID(a), 25), 25);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), opens + 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), opens + 1);
 }
 END_TEST
 
@@ -1157,16 +920,14 @@ static void inject_direct(cl *x, const uint8_t *from_uid, const char *tok, size_
   static uint8_t body[SECCHAT_MAX_FRAME_BODY];
   secchat_ssize n = sc_frame_encode(&f, body, sizeof body);
   ck_assert_int_gt(n, 0);
-  sc_client_test_inject(x->c, body, (size_t)n, NOW);
+  sc_client_test_inject(x->c, body, (size_t)n, NET.now);
   pump();
 }
 
 START_TEST(test_c7_relay_minted_token)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "hi");
   pump();
   /* the relay mints a token for "bob" with its own keys */
@@ -1182,13 +943,13 @@ START_TEST(test_c7_relay_minted_token)
   e.forge_len = lookup_result_body(toks, lens, 1, e.forge, sizeof e.forge);
   int from = a->nev;
   lookup(a, "bob");
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
-  const evrec *ic = last_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
+  const sn_event *ic = sn_last(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
   ck_assert_mem_eq(ic->uid, secchat_identity_uid(eve), 20);
   ck_assert_mem_eq(ic->uid2, UID(b), 20);
   /* sending to it is blocked; the name still resolves to... nothing silent */
   ck_assert_int_eq(secchat_client_pairwise_send(a->c, secchat_identity_uid(eve),
-                                                (const uint8_t *)"x", 1, NOW),
+                                                (const uint8_t *)"x", 1, NET.now),
                    SECCHAT_ERR_IDENTITY_CHANGED);
   uint8_t uid[20];
   ck_assert_int_eq(secchat_client_resolve(a->c, "bob", 3, uid), SECCHAT_ERR_IDENTITY_CHANGED);
@@ -1206,14 +967,14 @@ START_TEST(test_c7_relay_minted_token)
   size_t bl = hello_blob(eve, a, tok, tl, blob, sizeof blob);
   from = a->nev;
   inject_direct(a, secchat_identity_uid(eve), tok, tl, blob, bl);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, from), 0);
-  ck_assert_int_eq(last_ev(a, SECCHAT_CLIENT_EV_PEER_REJECTED)->code,
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, from), 0);
+  ck_assert_int_eq(sn_last(a, SECCHAT_CLIENT_EV_PEER_REJECTED)->code,
                    SECCHAT_ERR_IDENTITY_CHANGED);
   /* the same HELLO relabelled as coming from bob's uid: token uid mismatch */
   from = a->nev;
   inject_direct(a, UID(b), tok, tl, blob, bl);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, from), 0);
-  const evrec *rj = last_ev(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, from), 0);
+  const sn_event *rj = sn_last(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
   ck_assert_int_eq(rj->code, SECCHAT_ERR_AUTH);
   ck_assert_int_eq(rj->detail, SECCHAT_TOKEN_R_UID);
   /* the real bob is unaffected */
@@ -1246,10 +1007,10 @@ START_TEST(test_c11_low_order_key)
   sc_mp_write_bin(&w, msg, sizeof msg);
   int64_t bl = sc_mp_writer_finish(&w);
   inject_direct(a, UID(b), tok, tl, blob, (size_t)bl);
-  const evrec *rj = last_ev(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
+  const sn_event *rj = sn_last(a, SECCHAT_CLIENT_EV_PEER_REJECTED);
   ck_assert_ptr_nonnull(rj);
   ck_assert_int_eq(rj->code, SECCHAT_ERR_BAD_KEY);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 0);
   /* the other low-order points too */
   static const uint8_t one[32] = {1};
   memcpy(msg, one, 32);
@@ -1259,7 +1020,7 @@ START_TEST(test_c11_low_order_key)
   sc_mp_write_bin(&w, msg, sizeof msg);
   bl = sc_mp_writer_finish(&w);
   inject_direct(a, UID(b), tok, tl, blob, (size_t)bl);
-  ck_assert_int_eq(last_ev(a, SECCHAT_CLIENT_EV_PEER_REJECTED)->code, SECCHAT_ERR_BAD_KEY);
+  ck_assert_int_eq(sn_last(a, SECCHAT_CLIENT_EV_PEER_REJECTED)->code, SECCHAT_ERR_BAD_KEY);
   /* a client refuses to pin a server whose Noise key is low-order */
   char pem[SECCHAT_TOKEN_KEY_PEM_MAX];
   size_t pl = 0;
@@ -1277,30 +1038,18 @@ START_TEST(test_c11_low_order_key)
   bl = sc_mp_writer_finish(&w);
   int from = a->nev;
   inject_direct(a, UID(b), tok, tl, blob, (size_t)bl);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE, from), 0);
 }
 END_TEST
 
 /* ---- re-send after reconnect, renewal ----------------------------------------------------------- */
-
-static int chat_state(const cl *x, const uint8_t chat[16])
-{
-  for (size_t i = 0; i < secchat_client_chat_count(x->c); i++) {
-    uint8_t id[16];
-    int st = 0;
-    ck_assert_int_eq(secchat_client_chat_at(x->c, i, id, &st, NULL, NULL), 0);
-    if (memcmp(id, chat, 16) == 0)
-      return st;
-  }
-  return 0;
-}
 
 /* Messages shown by x in chat with this text from author. */
 static int shown(const cl *x, const uint8_t chat[16], const cl *author, const char *text)
 {
   int n = 0;
   for (int i = 0; i < x->nev; i++) {
-    const evrec *r = &x->ev[i];
+    const sn_event *r = &x->ev[i];
     if (r->type == SECCHAT_CLIENT_EV_MESSAGE && memcmp(r->chat, chat, 16) == 0 &&
         memcmp(r->uid, UID(author), 20) == 0 && r->dlen == strlen(text) &&
         memcmp(r->data, text, r->dlen) == 0) {
@@ -1314,17 +1063,17 @@ static int shown(const cl *x, const uint8_t chat[16], const cl *author, const ch
 /* a creates a chat with the others (contacts already looked up). */
 static void make_chat(cl *admin, cl **members, int n, uint8_t chat[16])
 {
-  ck_assert_int_eq(secchat_client_chat_create(admin->c, NOW, chat), 0);
+  ck_assert_int_eq(secchat_client_chat_create(admin->c, NET.now, chat), 0);
   pump();
   for (int i = 0; i < n; i++) {
-    ck_assert_int_eq(secchat_client_chat_invite(admin->c, chat, UID(members[i]), NOW), 0);
+    ck_assert_int_eq(secchat_client_chat_invite(admin->c, chat, UID(members[i]), NET.now), 0);
     pump();
-    ck_assert_int_eq(chat_state(members[i], chat), 1); /* invited */
-    ck_assert_int_gt(count_ev(members[i], SECCHAT_CLIENT_EV_CHAT_INVITED, 0), 0);
-    ck_assert_int_eq(secchat_client_chat_answer(members[i]->c, chat, 1, NOW), 0);
+    ck_assert_int_eq(tu_chat_state(members[i]->c, chat), 1); /* invited */
+    ck_assert_int_gt(sn_count(members[i], SECCHAT_CLIENT_EV_CHAT_INVITED, 0), 0);
+    ck_assert_int_eq(secchat_client_chat_answer(members[i]->c, chat, 1, NET.now), 0);
     pump();
     advance(3000);
-    ck_assert_int_eq(chat_state(members[i], chat), 3); /* active */
+    ck_assert_int_eq(tu_chat_state(members[i]->c, chat), 3); /* active */
   }
 }
 
@@ -1342,12 +1091,12 @@ START_TEST(test_group_chat)
   uint8_t uids[4][20];
   ck_assert_int_eq(secchat_client_chat_members(a->c, chat, uids, 4), 3);
   uint8_t id[32];
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "hello group", 11, 1, NOW, id), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "hello group", 11, 1, NET.now, id), 0);
   pump();
   advance(2000);
   ck_assert_int_eq(shown(b, chat, a, "hello group"), 1);
   ck_assert_int_eq(shown(c, chat, a, "hello group"), 1);
-  ck_assert_int_eq(secchat_client_chat_send(c->c, chat, "hi from carol", 13, 1, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(c->c, chat, "hi from carol", 13, 1, NET.now, NULL), 0);
   pump();
   advance(2000);
   ck_assert_int_eq(shown(a, chat, c, "hi from carol"), 1);
@@ -1371,7 +1120,7 @@ START_TEST(test_group_chat)
   cl *b2 = cl_new("bob");
   cl_online(b2);
   lookup(a, "bob");
-  ck_assert_int_eq(secchat_client_chat_invite(a->c, chat, UID(b2), NOW),
+  ck_assert_int_eq(secchat_client_chat_invite(a->c, chat, UID(b2), NET.now),
                    SECCHAT_ERR_IDENTITY_CHANGED);
 }
 END_TEST
@@ -1396,18 +1145,18 @@ START_TEST(test_group_blocked_identity)
   make_chat(c, m, 2, chat);
   /* b2's pairwise HELLO (key distribution) already showed alice the
    * contested name: refused, reported, and her sends to the chat blocked */
-  ck_assert_int_ge(count_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, 0), 1);
-  ck_assert_mem_eq(last_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED)->uid, UID(b2), 20);
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "blocked", 7, 0, NOW, NULL),
+  ck_assert_int_ge(sn_count(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, 0), 1);
+  ck_assert_mem_eq(sn_last(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED)->uid, UID(b2), 20);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "blocked", 7, 0, NET.now, NULL),
                    SECCHAT_ERR_IDENTITY_CHANGED);
   ck_assert_int_eq(secchat_client_trust(a->c, UID(b2)), 0);
   advance(12000); /* b2 retries its refused handshake; keys flow */
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "accepted", 8, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "accepted", 8, 0, NET.now, NULL), 0);
   advance(3000);
   ck_assert_int_eq(shown(b2, chat, a, "accepted"), 1);
   ck_assert_int_eq(shown(b2, chat, a, "blocked"), 0);
   ck_assert_int_eq(shown(c, chat, a, "accepted"), 1);
-  ck_assert_int_eq(secchat_client_chat_send(b2->c, chat, "from b2", 7, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b2->c, chat, "from b2", 7, 0, NET.now, NULL), 0);
   advance(3000);
   ck_assert_int_eq(shown(a, chat, b2, "from b2"), 1);
 }
@@ -1415,10 +1164,8 @@ END_TEST
 
 START_TEST(test_resend_after_reconnect)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "p0");
   pump();
   uint8_t chat[16];
@@ -1428,7 +1175,7 @@ START_TEST(test_resend_after_reconnect)
   evil e;
   evil_on(&e, a, MODE_DROP_ALL, SC_FRAME_RELAYED);
   uint8_t id[32];
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "once", 4, 0, NOW, id), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "once", 4, 0, NET.now, id), 0);
   send_text(a, b, "p1");
   pump();
   ck_assert_int_eq(shown(b, chat, a, "once"), 1);
@@ -1444,7 +1191,7 @@ START_TEST(test_resend_after_reconnect)
   secchat_server_stats st0;
   memset(&st0, 0, sizeof st0);
   st0.struct_size = sizeof st0;
-  secchat_server_get_stats(SRV[0], &st0);
+  secchat_server_get_stats(NET.srv[0], &st0);
   cl_connect(a, 0);
   advance(2000);
   /* re-sent with the same ref and blob: RELAYED names the same msg id; the
@@ -1457,7 +1204,7 @@ START_TEST(test_resend_after_reconnect)
   secchat_server_stats st1;
   memset(&st1, 0, sizeof st1);
   st1.struct_size = sizeof st1;
-  secchat_server_get_stats(SRV[0], &st1);
+  secchat_server_get_stats(NET.srv[0], &st1);
   ck_assert_uint_gt(st1.relayed, st0.relayed);
   ck_assert_int_eq(shown(b, chat, a, "once"), 1);
   /* the pairwise copy is a replay for bob's session: shown once */
@@ -1466,12 +1213,12 @@ START_TEST(test_resend_after_reconnect)
   send_text(a, b, "p2");
   pump();
   ck_assert_int_eq(received(b, UID(a), "p2"), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   /* queued while offline: sent after the next login, the chat works */
   host_close(a);
   pump();
   send_text(a, b, "p3");
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "queued", 6, 0, NOW, id), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "queued", 6, 0, NET.now, id), 0);
   cl_connect(a, 0);
   advance(3000);
   ck_assert_int_eq(received(b, UID(a), "p3"), 1);
@@ -1497,19 +1244,17 @@ static int msg_is(const secchat_chat_message *m, const cl *author, const char *t
 
 START_TEST(test_chat_messages_local_history)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16], other[16] = {1};
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
   uint8_t id1[32], id2[32], id3[32];
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "first from bob", 14, 0, NOW, id1), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "first from bob", 14, 0, NET.now, id1), 0);
   advance(1000);
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "mine", 4, 1, NOW, id2), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "mine", 4, 1, NET.now, id2), 0);
   advance(1000);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "second from bob", 15, 0, NOW, id3), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "second from bob", 15, 0, NET.now, id3), 0);
   advance(2000);
   ck_assert_int_eq(shown(a, chat, b, "second from bob"), 1);
 
@@ -1539,7 +1284,7 @@ START_TEST(test_chat_messages_local_history)
   ck_assert_uint_lt(ms[0].ts_ms, ms[1].ts_ms);
   ck_assert_uint_lt(ms[1].ts_ms, ms[2].ts_ms);
   /* the same ids and timestamps as the MESSAGE event */
-  const evrec *last = last_ev(a, SECCHAT_CLIENT_EV_MESSAGE);
+  const sn_event *last = sn_last(a, SECCHAT_CLIENT_EV_MESSAGE);
   ck_assert_mem_eq(last->msgid, id3, 32);
   /* newest N */
   ck_assert_int_eq(list_msgs(a, chat, ms, 2), 2);
@@ -1559,22 +1304,22 @@ START_TEST(test_chat_messages_local_history)
   host_close(a);
   pump();
   cl *a2 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, 0, NOW), 0);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, 0, NET.now), 0);
   ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 0);
   int nrec = 0, tampered = 0;
   for (int i = 0; i < a->nev; i++) {
-    evrec *r = &a->ev[i];
+    sn_event *r = &a->ev[i];
     if (r->type != SECCHAT_CLIENT_EV_HISTORY_RECORD || memcmp(r->chat, chat, 16) != 0)
       continue;
     nrec++;
     if (!tampered) { /* an altered record is refused, never listed */
       r->data[r->dlen / 2] ^= 1;
-      ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NOW),
+      ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NET.now),
                        SECCHAT_ERR_DECRYPT);
       r->data[r->dlen / 2] ^= 1;
       tampered = 1;
     }
-    ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NOW), 0);
+    ck_assert_int_eq(secchat_client_history_load(a2->c, r->data, r->dlen, NET.now), 0);
   }
   ck_assert_int_ge(nrec, 3);
   ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 3);
@@ -1590,7 +1335,7 @@ START_TEST(test_chat_messages_local_history)
   /* and new messages join them after the login */
   cl_connect(a2, 0);
   advance(3000);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after restart", 13, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after restart", 13, 0, NET.now, NULL), 0);
   advance(3000);
   ck_assert_int_eq(list_msgs(a2, chat, ms, 8), 4);
   ck_assert(msg_is(&ms[3], b, "after restart"));
@@ -1599,14 +1344,12 @@ END_TEST
 
 START_TEST(test_chat_gaps)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16], other[16] = {1};
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "seen", 4, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "seen", 4, 0, NET.now, NULL), 0);
   advance(2000);
   ck_assert_int_eq(shown(a, chat, b, "seen"), 1);
   secchat_chat_gap gp[4];
@@ -1616,17 +1359,17 @@ START_TEST(test_chat_gaps)
   /* the relay withholds two of bob's posts from alice */
   evil e;
   evil_on(&e, a, MODE_DROP_ALL, SC_FRAME_DELIVER);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 1", 6, 0, NOW, NULL), 0);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 2", 6, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 1", 6, 0, NET.now, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "lost 2", 6, 0, NET.now, NULL), 0);
   pump();
   ck_assert_int_eq(e.dropped, 2);
   sc_client_test_filter(a->c, NULL, NULL);
   int from = a->nev;
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after", 5, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "after", 5, 0, NET.now, NULL), 0);
   pump();
   ck_assert_int_eq(shown(a, chat, b, "after"), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_GAP, from), 1);
-  ck_assert_uint_eq(last_ev(a, SECCHAT_CLIENT_EV_GAP)->count, 2);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_GAP, from), 1);
+  ck_assert_uint_eq(sn_last(a, SECCHAT_CLIENT_EV_GAP)->count, 2);
   /* the accessor reports what the GAP event said, per author */
   ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, gp, 4), 1);
   ck_assert_mem_eq(gp[0].uid, UID(b), 20);
@@ -1634,7 +1377,7 @@ START_TEST(test_chat_gaps)
   ck_assert_int_eq(secchat_client_chat_gaps(a->c, chat, NULL, 0), 1); /* count only */
   ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 4), 0);
   /* history from bob closes it */
-  ck_assert_int_eq(secchat_client_chat_request_history(a->c, chat, 3, 100, NOW), 1);
+  ck_assert_int_eq(secchat_client_chat_request_history(a->c, chat, 3, 100, NET.now), 1);
   advance(2000);
   ck_assert_int_eq(shown(a, chat, b, "lost 1"), 1);
   ck_assert_int_eq(shown(a, chat, b, "lost 2"), 1);
@@ -1657,10 +1400,10 @@ START_TEST(test_lookup_events_name_request)
   pump();
   int done = 0;
   for (int i = from; i < a->nev; i++) {
-    const evrec *r = &a->ev[i];
+    const sn_event *r = &a->ev[i];
     if (r->type == SECCHAT_CLIENT_EV_LOOKUP_ENTRY) {
       /* an entry belongs to the DONE that follows it */
-      const evrec *d = r + 1;
+      const sn_event *d = r + 1;
       while (d < &a->ev[a->nev] && d->type != SECCHAT_CLIENT_EV_LOOKUP_DONE)
         d++;
       ck_assert_ptr_ne(d, &a->ev[a->nev]);
@@ -1694,27 +1437,25 @@ START_TEST(test_lookup_events_name_request)
   host_close(a);
   pump();
   cl_connect(a, 0);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_LOOKUP_DONE, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_LOOKUP_DONE, from), 0);
 }
 END_TEST
 
 START_TEST(test_renewal)
 {
   server0_ttl(600);
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "before");
   pump();
-  int64_t exp0 = last_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED)->expires_s;
+  int64_t exp0 = sn_last(a, SECCHAT_CLIENT_EV_AUTHENTICATED)->expires_s;
   /* proactive: renewed before expiry by the timer */
   int from = a->nev;
   uint64_t t = secchat_client_next_timeout(a->c);
   ck_assert_uint_lt(t, (uint64_t)exp0 * 1000u);
-  advance((uint64_t)exp0 * 1000u - 30000u - NOW); /* 30 s before expiry */
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
-  int64_t exp1 = last_ev(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED)->expires_s;
+  advance((uint64_t)exp0 * 1000u - 30000u - NET.now); /* 30 s before expiry */
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
+  int64_t exp1 = sn_last(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED)->expires_s;
   ck_assert_int_gt(exp1, exp0);
   ck_assert(secchat_client_is_online(a->c));
   /* reactive: the relay says token_expired (bob never ran its timer in
@@ -1726,9 +1467,9 @@ START_TEST(test_renewal)
   f.u.error.code = SC_WIRE_TOKEN_EXPIRED;
   uint8_t body[64];
   secchat_ssize n = sc_frame_encode(&f, body, sizeof body);
-  sc_client_test_inject(b->c, body, (size_t)n, NOW);
+  sc_client_test_inject(b->c, body, (size_t)n, NET.now);
   pump();
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
   ck_assert(secchat_client_is_online(b->c));
   send_text(a, b, "after");
   pump();
@@ -1742,10 +1483,8 @@ START_TEST(test_renewal_after_expiry)
    * ERROR{token_expired}; within the 60 s grace the client renews, and a
    * send refused meanwhile is re-sent with its ref. */
   server0_ttl(600);
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   send_text(a, b, "one");
   pump();
   uint8_t route[32];
@@ -1753,20 +1492,20 @@ START_TEST(test_renewal_after_expiry)
   ck_assert_int_eq(sc_client_route(a->c, route, 1), 0);
   ck_assert_int_eq(sc_client_route(b->c, route, 1), 0);
   pump();
-  int64_t exp = last_ev(a, SECCHAT_CLIENT_EV_AUTHENTICATED)->expires_s;
+  int64_t exp = sn_last(a, SECCHAT_CLIENT_EV_AUTHENTICATED)->expires_s;
   /* alice's timers run until 2 minutes before expiry, then her host stalls
    * (no proactive renewal); the relay and bob keep running */
-  advance((uint64_t)exp * 1000u - 120000u - NOW);
+  advance((uint64_t)exp * 1000u - 120000u - NET.now);
   int from = a->nev;
-  while (NOW < (uint64_t)exp * 1000u) {
-    NOW += 10000;
-    secchat_server_on_timeout(SRV[0], NOW);
-    secchat_client_on_timeout(b->c, NOW);
+  while (NET.now < (uint64_t)exp * 1000u) {
+    NET.now += 10000;
+    secchat_server_on_timeout(NET.srv[0], NET.now);
+    secchat_client_on_timeout(b->c, NET.now);
     pump();
   }
   /* the relay's ERROR{token_expired} made her renew at once */
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_CLOSE, from), 0);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_CLOSE, from), 0);
   ck_assert(secchat_client_is_online(a->c));
   /* a send refused with token_expired is re-sent with its ref after the
    * renewal: inject the refusal the relay sends in the expired state */
@@ -1785,11 +1524,11 @@ START_TEST(test_renewal_after_expiry)
   uint8_t body[64];
   secchat_ssize n = sc_frame_encode(&f, body, sizeof body);
   from = a->nev;
-  sc_client_test_inject(a->c, body, (size_t)n, NOW);
+  sc_client_test_inject(a->c, body, (size_t)n, NET.now);
   pump();
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_RELAYED, from), 1);
-  ck_assert_uint_eq(last_ev(a, SECCHAT_CLIENT_EV_RELAYED)->ref, ref);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_TOKEN_RENEWED, from), 1);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_RELAYED, from), 1);
+  ck_assert_uint_eq(sn_last(a, SECCHAT_CLIENT_EV_RELAYED)->ref, ref);
   send_text(a, b, "two");
   pump();
   ck_assert_int_eq(received(b, UID(a), "two"), 1);
@@ -1799,12 +1538,21 @@ END_TEST
 
 /* ---- state ----------------------------------------------------------------------------------------- */
 
+/* x's process restarted from an exported state blob: a new core for the
+ * same identity (a new node) imports it, with no anti-rollback counter,
+ * and connects to server 0. */
+static cl *cl_restored(const cl *x, const uint8_t *blob, size_t len)
+{
+  cl *y = cl_make(x->name, x->id);
+  ck_assert_int_eq(secchat_client_import_state(y->c, blob, len, 0, NET.now), 0);
+  cl_connect(y, 0);
+  return y;
+}
+
 START_TEST(test_state_export_import)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   char sn[SECCHAT_SAFETY_NUMBER_BYTES];
   ck_assert_int_eq(secchat_client_safety_number(a->c, UID(b), sn, sizeof sn), 0);
   ck_assert_int_eq(secchat_client_verify(a->c, UID(b), sn), 0);
@@ -1813,7 +1561,7 @@ START_TEST(test_state_export_import)
   uint8_t chat[16];
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "old", 3, 1, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "old", 3, 1, NET.now, NULL), 0);
   advance(2000);
   ck_assert_int_eq(shown(a, chat, b, "old"), 1);
   static uint8_t blob[1 << 16], blob2[1 << 16];
@@ -1829,14 +1577,15 @@ START_TEST(test_state_export_import)
   host_close(a);
   /* restart: a new client core for the same identity */
   cl *a2 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, c2, NOW), SECCHAT_ERR_REPLAY);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, c2, NET.now), SECCHAT_ERR_REPLAY);
   blob2[bl2 / 2] ^= 1;
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, 0, NOW), SECCHAT_ERR_DECRYPT);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, 0, NET.now), SECCHAT_ERR_DECRYPT);
   blob2[bl2 / 2] ^= 1;
   cl *other = cl_new("mallory");
-  ck_assert_int_eq(secchat_client_import_state(other->c, blob2, bl2, 0, NOW), SECCHAT_ERR_DECRYPT);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, c2, NOW), 0);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, c2, NOW),
+  ck_assert_int_eq(secchat_client_import_state(other->c, blob2, bl2, 0, NET.now),
+                   SECCHAT_ERR_DECRYPT);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, c2, NET.now), 0);
+  ck_assert_int_eq(secchat_client_import_state(a2->c, blob2, bl2, c2, NET.now),
                    SECCHAT_ERR_INVALID_STATE);
   secchat_contact ct;
   ck_assert_int_eq(secchat_client_contact(a2->c, UID(b), &ct), 0);
@@ -1848,28 +1597,27 @@ START_TEST(test_state_export_import)
   ck_assert_mem_eq(f1, f2, 32);
   /* logs in with the restored token (no registration, no new pin) */
   cl_connect(a2, 0);
-  ck_assert_int_eq(count_ev(a2, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
-  ck_assert_int_eq(count_ev(a2, SECCHAT_CLIENT_EV_REGISTERED, 0), 0);
-  ck_assert_int_eq(count_ev(a2, SECCHAT_CLIENT_EV_SERVER_PINNED, 0), 0);
+  ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_AUTHENTICATED, 0), 1);
+  ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_REGISTERED, 0), 0);
+  ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_SERVER_PINNED, 0), 0);
   /* pairwise: a fresh session (never the old nonces) */
   send_text(a2, b, "after restart");
   pump();
   ck_assert_int_eq(received(b, UID(a), "after restart"), 1);
-  ck_assert_int_eq(count_ev(a2, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   /* the same chat, and new messages both ways */
-  ck_assert_int_eq(chat_state(a2, chat), 3);
+  ck_assert_int_eq(tu_chat_state(a2->c, chat), 3);
   advance(3000);
-  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "new from bob", 12, 1, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(b->c, chat, "new from bob", 12, 1, NET.now, NULL), 0);
   advance(3000);
   ck_assert_int_eq(shown(a2, chat, b, "new from bob"), 1);
-  ck_assert_int_eq(secchat_client_chat_send(a2->c, chat, "new from alice", 14, 1, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a2->c, chat, "new from alice", 14, 1, NET.now, NULL),
+                   0);
   advance(3000);
   ck_assert_int_eq(shown(b, chat, a, "new from alice"), 1);
   /* bob still holds the old session and talks first: alice re-handshakes */
-  cl *a3 = cl_make("alice", a->id);
   host_close(a2);
-  ck_assert_int_eq(secchat_client_import_state(a3->c, blob2, bl2, 0, NOW), 0);
-  cl_connect(a3, 0);
+  cl *a3 = cl_restored(a, blob2, bl2);
   send_text(b, a, "lost on the old session");
   advance(2000);
   send_text(b, a, "after re-handshake");
@@ -1886,10 +1634,8 @@ START_TEST(test_import_rehandshake)
 {
   /* alice restores a blob: her pairwise sessions are gone (never resumed,
    * so no nonce is reused) while bob still holds his. */
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   static uint8_t early[1 << 16], blob[1 << 16];
   size_t el = 0, bl = 0;
   /* a blob written before any session */
@@ -1901,10 +1647,8 @@ START_TEST(test_import_rehandshake)
   host_close(a);
   /* 1. restored from the later blob: she knows she had a session with bob
    * and opens a fresh one at login, replacing bob's stale one */
-  cl *a2 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a2->c, blob, bl, 0, NOW), 0);
-  cl_connect(a2, 0);
-  ck_assert_int_eq(count_ev(a2, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
+  cl *a2 = cl_restored(a, blob, bl);
+  ck_assert_int_eq(sn_count(a2, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1);
   send_text(b, a, "right after the restart");
   pump();
   ck_assert_int_eq(received(a2, UID(b), "right after the restart"), 1);
@@ -1912,14 +1656,12 @@ START_TEST(test_import_rehandshake)
   /* 2. restored from the early blob (no trace of the session): bob speaks
    * first on his stale session; that message is lost, the unknown
    * session id makes alice re-handshake, the next one arrives */
-  cl *a3 = cl_make("alice", a->id);
-  ck_assert_int_eq(secchat_client_import_state(a3->c, early, el, 0, NOW), 0);
-  cl_connect(a3, 0);
-  ck_assert_int_eq(count_ev(a3, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 0);
+  cl *a3 = cl_restored(a, early, el);
+  ck_assert_int_eq(sn_count(a3, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 0);
   send_text(b, a, "on the old session");
   pump();
   ck_assert_int_eq(received(a3, UID(b), "on the old session"), 0);
-  ck_assert_int_eq(count_ev(a3, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* re-handshake */
+  ck_assert_int_eq(sn_count(a3, SECCHAT_CLIENT_EV_PAIRWISE_OPEN, 0), 1); /* re-handshake */
   send_text(b, a, "on the new session");
   pump();
   ck_assert_int_eq(received(a3, UID(b), "on the new session"), 1);
@@ -1937,6 +1679,16 @@ static uint32_t lcg(uint32_t *st)
   return *st >> 8;
 }
 
+/* Client i sends client j its k-th numbered payload "s<i>r<j>n<k>" (what
+ * check_random_genuine parses). Returns the send's result. */
+static int send_numbered(int i, int j, int k)
+{
+  char t[64];
+  snprintf(t, sizeof t, "s%dr%dn%d", i, j, k);
+  return secchat_client_pairwise_send(NET.node[i]->c, UID(NET.node[j]), (const uint8_t *)t,
+                                      strlen(t), NET.now);
+}
+
 /* Every PAIRWISE_MESSAGE of x must be "s<i>r<me>n<k>" from client i's uid,
  * at most once. Returns the count. */
 static int check_random_genuine(const cl *x, int me, int n)
@@ -1945,7 +1697,7 @@ static int check_random_genuine(const cl *x, int me, int n)
   memset(seen, 0, sizeof seen);
   int got = 0;
   for (int e = 0; e < x->nev; e++) {
-    const evrec *r = &x->ev[e];
+    const sn_event *r = &x->ev[e];
     if (r->type != SECCHAT_CLIENT_EV_PAIRWISE_MESSAGE)
       continue;
     char t[64];
@@ -1955,7 +1707,7 @@ static int check_random_genuine(const cl *x, int me, int n)
     int si = -1, ri = -1, k = -1;
     ck_assert_int_eq(sscanf(t, "s%dr%dn%d", &si, &ri, &k), 3);
     ck_assert(si >= 0 && si < n && ri == me && k >= 0 && k < 4096);
-    ck_assert_mem_eq(r->uid, UID(CL[si]), 20); /* from the one who wrote it */
+    ck_assert_mem_eq(r->uid, UID(NET.node[si]), 20); /* from the one who wrote it */
     ck_assert_int_eq(seen[si][ri][k], 0);      /* at most once */
     seen[si][ri][k] = 1;
     got++;
@@ -1976,16 +1728,12 @@ static void cl_restart(cl *x)
       LOST_AT_RESTART += (int)x->c->contacts[k]->pw->qn;
   static uint8_t blob[1 << 18];
   size_t bl = 0;
-  ck_assert_int_eq(secchat_client_export_state(x->c, blob, sizeof blob, &bl, NULL), 0);
-  int was = x->conn != 0;
-  host_close(x);
-  drain_events(x);
-  secchat_client_free(x->c);
+  int was = sn_stop(&NET, x, blob, sizeof blob, &bl);
   secchat_client_config cfg;
   secchat_client_config_init(&cfg);
   cfg.identity = x->id;
   ck_assert_int_eq(secchat_client_new(&x->c, &cfg), 0);
-  ck_assert_int_eq(secchat_client_import_state(x->c, blob, bl, 0, NOW), 0);
+  ck_assert_int_eq(secchat_client_import_state(x->c, blob, bl, 0, NET.now), 0);
   if (was)
     cl_connect(x, 0);
 }
@@ -1996,20 +1744,18 @@ static void cl_restart(cl *x)
  * still see the gap, and it stays known while nobody can supply it. */
 START_TEST(test_gap_claimed_after_author_restart)
 {
-  cl *a = cl_new("alice"), *b = cl_new("bob");
-  cl_online(a);
-  cl_online(b);
-  lookup(a, "bob");
+  cl *a, *b;
+  alice_and_bob(&a, &b);
   uint8_t chat[16];
   cl *m[1] = {b};
   make_chat(a, m, 1, chat);
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a0", 2, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a0", 2, 0, NET.now, NULL), 0);
   advance(3000);
   ck_assert_int_eq(shown(b, chat, a, "a0"), 1);
   host_close(b);
   pump();
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m1", 2, 0, NOW, NULL), 0);
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m2", 2, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m1", 2, 0, NET.now, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "m2", 2, 0, NET.now, NULL), 0);
   advance(2000);
   cl_restart(a); /* its history records are not reloaded: nobody holds m1, m2 for bob */
   cl_connect(b, 0);
@@ -2017,18 +1763,18 @@ START_TEST(test_gap_claimed_after_author_restart)
   secchat_chat_gap gp[2];
   ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 0); /* nothing says so yet */
   int from = b->nev;
-  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a3", 2, 0, NOW, NULL), 0);
+  ck_assert_int_eq(secchat_client_chat_send(a->c, chat, "a3", 2, 0, NET.now, NULL), 0);
   advance(3000); /* a3, then a's heartbeat with its old chain's frontier */
   ck_assert_int_eq(shown(b, chat, a, "a3"), 1);
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_GAP, from), 1);
-  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_GAP)->count, 2);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_GAP, from), 1);
+  ck_assert_uint_eq(sn_last(b, SECCHAT_CLIENT_EV_GAP)->count, 2);
   ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
   ck_assert_mem_eq(gp[0].uid, UID(a), 20);
   ck_assert_uint_eq(gp[0].missing, 2);
   /* asking alice does not help: the gap stays, HISTORY_DONE counts it */
-  ck_assert_int_eq(secchat_client_chat_request_history(b->c, chat, 3, 100, NOW), 1);
+  ck_assert_int_eq(secchat_client_chat_request_history(b->c, chat, 3, 100, NET.now), 1);
   advance(2000);
-  ck_assert_uint_eq(last_ev(b, SECCHAT_CLIENT_EV_HISTORY_DONE)->count, 0);
+  ck_assert_uint_eq(sn_last(b, SECCHAT_CLIENT_EV_HISTORY_DONE)->count, 0);
   ck_assert_int_eq(secchat_client_chat_gaps(b->c, chat, gp, 2), 1);
   ck_assert_uint_eq(gp[0].missing, 2);
   ck_assert_int_eq(shown(b, chat, a, "m1"), 0);
@@ -2044,10 +1790,10 @@ START_TEST(test_random_interaction)
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
       if (i != j)
-        lookup(CL[i], names[j]);
+        lookup(NET.node[i], names[j]);
   evil ev[2];
-  evil_on(&ev[0], CL[1], MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
-  evil_on(&ev[1], CL[4], MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
+  evil_on(&ev[0], NET.node[1], MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
+  evil_on(&ev[1], NET.node[4], MODE_CHAOS, SC_FRAME_DIRECT_DELIVER);
   ev[1].rnd = 99;
   static int seq[N][N];
   memset(seq, 0, sizeof seq);
@@ -2060,24 +1806,21 @@ START_TEST(test_random_interaction)
     if (r < 70) {
       if (i == j)
         continue;
-      char t[64];
-      snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]);
-      int rc = secchat_client_pairwise_send(CL[i]->c, UID(CL[j]), (const uint8_t *)t, strlen(t),
-                                            NOW);
+      int rc = send_numbered(i, j, seq[i][j]);
       ck_assert(rc == 0 || rc == SECCHAT_ERR_QUEUE_FULL);
       if (rc == 0) {
         seq[i][j]++;
         sends++;
       }
     } else if (r < 80) {
-      if (CL[i]->conn != 0)
-        host_close(CL[i]);
+      if (NET.node[i]->conn != 0)
+        host_close(NET.node[i]);
     } else if (r < 88) {
-      if (CL[i]->conn == 0)
-        cl_connect(CL[i], 0);
+      if (NET.node[i]->conn == 0)
+        cl_connect(NET.node[i], 0);
     } else if (r < 90) {
       if (i != 1 && i != 4) /* the chaos filters hold a pointer to the core */
-        cl_restart(CL[i]);
+        cl_restart(NET.node[i]);
     } else {
       advance(1000 + lcg(&st) % 4000);
     }
@@ -2092,18 +1835,18 @@ START_TEST(test_random_interaction)
   evil_release(&ev[0]);
   evil_release(&ev[1]);
   for (int i = 0; i < N; i++)
-    if (CL[i]->conn == 0)
-      cl_connect(CL[i], 0);
+    if (NET.node[i]->conn == 0)
+      cl_connect(NET.node[i], 0);
   advance(70000);
   int got = 0;
   for (int i = 0; i < N; i++)
-    got += check_random_genuine(CL[i], i, N);
+    got += check_random_genuine(NET.node[i], i, N);
   int failed = 0; /* payloads reported lost to their sender */
   for (int i = 0; i < N; i++)
-    for (int e = 0; e < CL[i]->nev; e++)
-      failed += CL[i]->ev[e].type == SECCHAT_CLIENT_EV_SEND_FAILED ? 1
-                : CL[i]->ev[e].type == SECCHAT_CLIENT_EV_PAIRWISE_FAILED
-                    ? (int)CL[i]->ev[e].count
+    for (int e = 0; e < NET.node[i]->nev; e++)
+      failed += NET.node[i]->ev[e].type == SECCHAT_CLIENT_EV_SEND_FAILED ? 1
+                : NET.node[i]->ev[e].type == SECCHAT_CLIENT_EV_PAIRWISE_FAILED
+                    ? (int)NET.node[i]->ev[e].count
                     : 0;
   fprintf(stderr,
           "random interaction: %d sends, %d delivered (at most once, all genuine), "
@@ -2117,32 +1860,22 @@ START_TEST(test_random_interaction)
    * each final message arrives exactly once. */
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
-      if (i != j) {
-        char t[64];
-        snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]++);
-        ck_assert_int_eq(secchat_client_pairwise_send(CL[i]->c, UID(CL[j]), (const uint8_t *)t,
-                                                      strlen(t), NOW),
-                         0);
-      }
+      if (i != j)
+        ck_assert_int_eq(send_numbered(i, j, seq[i][j]++), 0);
   advance(30000);
   int before[N];
   for (int i = 0; i < N; i++)
-    before[i] = check_random_genuine(CL[i], i, N);
+    before[i] = check_random_genuine(NET.node[i], i, N);
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
-      if (i != j) {
-        char t[64];
-        snprintf(t, sizeof t, "s%dr%dn%d", i, j, seq[i][j]++);
-        ck_assert_int_eq(secchat_client_pairwise_send(CL[i]->c, UID(CL[j]), (const uint8_t *)t,
-                                                      strlen(t), NOW),
-                         0);
-      }
+      if (i != j)
+        ck_assert_int_eq(send_numbered(i, j, seq[i][j]++), 0);
   advance(30000);
   for (int i = 0; i < N; i++)
-    ck_assert_int_eq(check_random_genuine(CL[i], i, N), before[i] + N - 1);
+    ck_assert_int_eq(check_random_genuine(NET.node[i], i, N), before[i] + N - 1);
   /* bounded state: no contact beyond the five others */
   for (int i = 0; i < N; i++)
-    ck_assert_uint_eq(secchat_client_contact_count(CL[i]->c), N - 1);
+    ck_assert_uint_eq(secchat_client_contact_count(NET.node[i]->c), N - 1);
   evil_free(&ev[0]);
   evil_free(&ev[1]);
 }

@@ -1,6 +1,6 @@
 /* test_e2e.c: whole-protocol simulations. One REAL secchat_server core and
  * 3 to 50 REAL secchat_client cores in one process, bytes pumped in memory
- * (no sockets), fake clock. The clients are driven only through the public
+ * by tests/simnet (no sockets), fake clock. The clients are driven only through the public
  * secchat_client_* API, as chatc drives them; internals are touched only
  * to play the adversary (the frame-level hostile-relay hook of
  * libsecchat/client.h, a malicious member's raw pairwise sends) and to read
@@ -31,6 +31,7 @@
 #include "mp.h"
 #include "rng.h"
 #include "senderkey.h"
+#include "simnet.h"
 #include "testutil.h"
 
 #define T0 1800000000000ull
@@ -39,34 +40,14 @@
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
-static secchat_server *SRV;
+/* One relay (NET.srv[0]), the clients on tests/simnet. */
+static sn_net NET;
 static secchat_server_key *KEY;
 static uint8_t NSK[32];
-static uint64_t NOW;
 static sc_test_rng RNG;
+static int NCHK[NMAX]; /* per client: events already checked against the ledger */
 
-typedef struct evrec {
-  uint32_t type, flags, count;
-  int code;
-  uint64_t ref, epoch, gaps, ts;
-  uint8_t uid[20], uid2[20], chat[16], msgid[32];
-  uint8_t *data;
-  size_t dlen;
-} evrec;
-
-typedef struct cl {
-  int idx;
-  secchat_identity *id;
-  secchat_client *c;
-  uint64_t conn; /* server connection, 0 if none */
-  evrec *ev;
-  int nev, cap;
-  int nchk; /* events already checked against the ledger */
-  char name[32];
-} cl;
-
-static cl *CL[NMAX];
-static int NCL;
+typedef sn_node cl;
 
 static void server_start(void)
 {
@@ -78,7 +59,13 @@ static void server_start(void)
   cfg.direct_rate = 0; /* key distribution to 50 members is a burst */
   cfg.control_rate = 0;
   cfg.group_send_rate = 0;
-  ck_assert_int_eq(secchat_server_new(&SRV, &cfg), 0);
+  ck_assert_int_eq(secchat_server_new(&NET.srv[0], &cfg), 0);
+}
+
+/* Only text needs keeping (history records are large). */
+static int keep_text(uint32_t type)
+{
+  return type == SECCHAT_CLIENT_EV_MESSAGE || type == SECCHAT_CLIENT_EV_HISTORY_RECORD;
 }
 
 static void setup(void)
@@ -90,33 +77,17 @@ static void setup(void)
   ck_assert_int_eq(secchat_server_key_generate(&KEY), 0);
   sc_random(NSK, 32);
   server_start();
-  NOW = T0;
-  NCL = 0;
-}
-
-static void ev_free(cl *x)
-{
-  for (int i = 0; i < x->nev; i++)
-    free(x->ev[i].data);
-  free(x->ev);
-  x->ev = NULL;
-  x->nev = x->cap = x->nchk = 0;
+  NET.now = T0;
+  NET.keep_data = keep_text;
+  memset(NCHK, 0, sizeof NCHK);
 }
 
 static void ledger_free(void);
 
 static void teardown(void)
 {
-  for (int i = 0; i < NCL; i++) {
-    ev_free(CL[i]);
-    secchat_client_free(CL[i]->c);
-    secchat_identity_free(CL[i]->id);
-    free(CL[i]);
-  }
-  NCL = 0;
+  sn_free(&NET);
   ledger_free();
-  secchat_server_free(SRV);
-  SRV = NULL;
   secchat_server_key_free(KEY);
   sc_rng_set(NULL, NULL);
 }
@@ -131,184 +102,42 @@ static void client_core(cl *x)
 
 static cl *cl_new(const char *name)
 {
-  ck_assert_int_lt(NCL, NMAX);
-  cl *x = calloc(1, sizeof *x);
-  ck_assert_ptr_nonnull(x);
-  x->idx = NCL;
+  ck_assert_int_lt(NET.nnode, NMAX);
+  cl *x = sn_add(&NET, name);
   ck_assert_int_eq(secchat_identity_new(&x->id), 0);
   client_core(x);
-  snprintf(x->name, sizeof x->name, "%s", name);
-  CL[NCL++] = x;
   return x;
 }
 
 static const uint8_t *UID(const cl *x) { return secchat_identity_uid(x->id); }
 
-static void drain_events(cl *x);
+static void host_close(cl *x) { sn_close(&NET, x); }
+static void pump(void) { sn_pump(&NET); }
+static void drain_events(cl *x) { sn_drain(&NET, x); }
+static void advance(uint64_t ms) { sn_advance(&NET, ms, 1000); }
 
-static void host_close(cl *x)
+/* One source address per client: the per-source registration limit stays
+ * at its default. */
+static void cl_src(const cl *x, uint8_t src[4])
 {
-  if (x->conn != 0) {
-    ck_assert_int_eq(secchat_server_conn_closed(SRV, x->conn, NOW), 0);
-    x->conn = 0;
-  }
-  secchat_client_disconnected(x->c, NOW);
-}
-
-static int pump_once(void)
-{
-  int moved = 0;
-  static uint8_t buf[65536];
-  for (int i = 0; i < NCL; i++) {
-    cl *x = CL[i];
-    if (x->conn == 0)
-      continue;
-    secchat_ssize n;
-    while (x->conn != 0 && (n = secchat_client_send(x->c, buf, sizeof buf)) > 0) {
-      ck_assert_int_eq(secchat_server_conn_recv(SRV, x->conn, buf, (size_t)n, NOW), n);
-      moved = 1;
-    }
-    secchat_iovec iov[8];
-    int k;
-    while (x->conn != 0 && (k = secchat_server_conn_output(SRV, x->conn, iov, 8)) > 0) {
-      size_t total = 0;
-      for (int j = 0; j < k; j++) {
-        ck_assert_int_eq(secchat_client_recv(x->c, iov[j].base, iov[j].len, NOW),
-                         (secchat_ssize)iov[j].len);
-        total += iov[j].len;
-      }
-      ck_assert_int_eq(secchat_server_conn_consumed(SRV, x->conn, total), 0);
-      moved = 1;
-    }
-  }
-  secchat_server_event sev;
-  memset(&sev, 0, sizeof sev);
-  sev.struct_size = sizeof sev;
-  while (secchat_server_next_event(SRV, &sev) == 1) {
-    if (sev.type != SECCHAT_SERVER_EV_CLOSE)
-      continue;
-    for (int i = 0; i < NCL; i++)
-      if (CL[i]->conn == sev.conn) {
-        host_close(CL[i]);
-        moved = 1;
-      }
-  }
-  for (int i = 0; i < NCL; i++)
-    drain_events(CL[i]);
-  return moved;
-}
-
-static void pump(void)
-{
-  for (int i = 0; i < 1000000 && pump_once(); i++)
-    ;
-}
-
-static void drain_events(cl *x)
-{
-  secchat_client_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.struct_size = sizeof ev;
-  while (secchat_client_next_event(x->c, &ev) == 1) {
-    if (x->nev == x->cap) {
-      x->cap = x->cap ? x->cap * 2 : 256;
-      x->ev = realloc(x->ev, (size_t)x->cap * sizeof *x->ev);
-      ck_assert_ptr_nonnull(x->ev);
-    }
-    evrec *r = &x->ev[x->nev++];
-    memset(r, 0, sizeof *r);
-    r->type = ev.type;
-    r->flags = ev.flags;
-    r->count = ev.count;
-    r->code = ev.code;
-    r->ref = ev.ref;
-    r->epoch = ev.epoch;
-    r->gaps = ev.gaps;
-    r->ts = ev.ts_ms;
-    memcpy(r->uid, ev.uid, 20);
-    memcpy(r->uid2, ev.uid2, 20);
-    memcpy(r->chat, ev.chat_id, 16);
-    memcpy(r->msgid, ev.msg_id, 32);
-    /* only text needs keeping (history records are large) */
-    if (ev.data_len > 0 &&
-        (ev.type == SECCHAT_CLIENT_EV_MESSAGE || ev.type == SECCHAT_CLIENT_EV_HISTORY_RECORD)) {
-      r->data = malloc(ev.data_len);
-      ck_assert_ptr_nonnull(r->data);
-      memcpy(r->data, ev.data, ev.data_len);
-      r->dlen = ev.data_len;
-    }
-    if (ev.type == SECCHAT_CLIENT_EV_CLOSE) {
-      static uint8_t buf[65536];
-      secchat_ssize n;
-      while (x->conn != 0 && (n = secchat_client_send(x->c, buf, sizeof buf)) > 0)
-        (void)secchat_server_conn_recv(SRV, x->conn, buf, (size_t)n, NOW);
-      host_close(x);
-    }
-  }
+  src[0] = 10;
+  src[1] = 0;
+  src[2] = (uint8_t)(x->idx >> 8);
+  src[3] = (uint8_t)x->idx;
 }
 
 static void cl_connect(cl *x)
 {
-  if (x->conn != 0)
-    host_close(x);
-  /* one source address per client: the per-source registration limit
-   * stays at its default */
-  const uint8_t src[4] = {10, 0, (uint8_t)(x->idx >> 8), (uint8_t)x->idx};
-  ck_assert_int_eq(secchat_server_conn_open(SRV, &x->conn, src, sizeof src, NOW), 0);
-  ck_assert_int_eq(secchat_client_connect(x->c, NOW), 0);
-  pump();
-}
-
-static int count_ev(const cl *x, uint32_t type, int from)
-{
-  int n = 0;
-  for (int i = from; i < x->nev; i++)
-    n += x->ev[i].type == type;
-  return n;
-}
-
-static const evrec *last_ev(const cl *x, uint32_t type)
-{
-  for (int i = x->nev - 1; i >= 0; i--)
-    if (x->ev[i].type == type)
-      return &x->ev[i];
-  return NULL;
+  uint8_t src[4];
+  cl_src(x, src);
+  sn_connect(&NET, x, 0, src, sizeof src);
 }
 
 static void cl_online(cl *x)
 {
-  int from = x->nev;
-  ck_assert_int_eq(secchat_client_register(x->c, x->name, strlen(x->name), NOW), 0);
-  cl_connect(x);
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_REGISTERED, from), 1);
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_AUTHENTICATED, from), 1);
-  ck_assert(secchat_client_is_online(x->c));
-}
-
-static void advance(uint64_t ms)
-{
-  uint64_t end = NOW + ms;
-  while (NOW < end) {
-    NOW += 1000;
-    if (NOW > end)
-      NOW = end;
-    secchat_server_on_timeout(SRV, NOW);
-    for (int i = 0; i < NCL; i++)
-      secchat_client_on_timeout(CL[i]->c, NOW);
-    pump();
-  }
-}
-
-static int chat_state(const cl *x, const uint8_t chat[16])
-{
-  for (size_t i = 0; i < secchat_client_chat_count(x->c); i++) {
-    uint8_t id[16];
-    int st = 0;
-    ck_assert_int_eq(secchat_client_chat_at(x->c, i, id, &st, NULL, NULL), 0);
-    if (memcmp(id, chat, 16) == 0)
-      return st;
-  }
-  return 0;
+  uint8_t src[4];
+  cl_src(x, src);
+  sn_online(&NET, x, src, sizeof src);
 }
 
 /* ---- the ledger: what the authors really sent -------------------------------------------- */
@@ -366,7 +195,7 @@ static size_t say_ex(cl *x, const model *m, const char *text, int shareable, uin
   memcpy(s->chat, m->chat, 16);
   snprintf(s->text, sizeof s->text, "%s", text);
   ck_assert_int_eq(
-      secchat_client_chat_send(x->c, m->chat, text, strlen(text), shareable, NOW, s->id), 0);
+      secchat_client_chat_send(x->c, m->chat, text, strlen(text), shareable, NET.now, s->id), 0);
   s->deny = ~m->members;
   s->expect = expect & m->members & ~(1ull << x->idx);
   s->shareable = shareable != 0;
@@ -381,10 +210,10 @@ static size_t say(cl *x, const model *m, const char *text)
 /* Check every new MESSAGE event of every client against the ledger. */
 static void check_all(void)
 {
-  for (int i = 0; i < NCL; i++) {
-    cl *x = CL[i];
-    for (; x->nchk < x->nev; x->nchk++) {
-      const evrec *r = &x->ev[x->nchk];
+  for (int i = 0; i < NET.nnode; i++) {
+    cl *x = NET.node[i];
+    for (; NCHK[x->idx] < x->nev; NCHK[x->idx]++) {
+      const sn_event *r = &x->ev[NCHK[x->idx]];
       if (r->type != SECCHAT_CLIENT_EV_MESSAGE)
         continue;
       sent *s = ledger_find(r->msgid);
@@ -393,7 +222,7 @@ static void check_all(void)
         ck_abort_msg("client %d showed a message nobody sent (%.*s)", i, (int)r->dlen,
                      (const char *)r->data);
       }
-      ck_assert_msg(memcmp(r->uid, UID(CL[s->author]), 20) == 0,
+      ck_assert_msg(memcmp(r->uid, UID(NET.node[s->author]), 20) == 0,
                     "client %d: '%s' shown with the wrong author", i, s->text);
       ck_assert_msg(memcmp(r->chat, s->chat, 16) == 0, "client %d: '%s' in the wrong chat", i,
                     s->text);
@@ -451,15 +280,15 @@ static void invite_accept(cl *admin, model *m, cl *x, int by_name)
     memcpy(uid, UID(x), 20);
   }
   int from = x->nev;
-  ck_assert_int_eq(secchat_client_chat_invite(admin->c, m->chat, uid, NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_invite(admin->c, m->chat, uid, NET.now), 0);
   pump();
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_CHAT_INVITED, from), 1);
-  ck_assert_mem_eq(last_ev(x, SECCHAT_CLIENT_EV_CHAT_INVITED)->uid, UID(admin), 20);
-  ck_assert_int_eq(chat_state(x, m->chat), 1);
-  ck_assert_int_eq(secchat_client_chat_answer(x->c, m->chat, 1, NOW), 0);
+  ck_assert_int_eq(sn_count(x, SECCHAT_CLIENT_EV_CHAT_INVITED, from), 1);
+  ck_assert_mem_eq(sn_last(x, SECCHAT_CLIENT_EV_CHAT_INVITED)->uid, UID(admin), 20);
+  ck_assert_int_eq(tu_chat_state(x->c, m->chat), 1);
+  ck_assert_int_eq(secchat_client_chat_answer(x->c, m->chat, 1, NET.now), 0);
   pump();
-  ck_assert_int_eq(chat_state(x, m->chat), 3);
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_CHAT_JOINED, from), 1);
+  ck_assert_int_eq(tu_chat_state(x->c, m->chat), 3);
+  ck_assert_int_eq(sn_count(x, SECCHAT_CLIENT_EV_CHAT_JOINED, from), 1);
   m->members |= 1ull << x->idx;
 }
 
@@ -467,9 +296,9 @@ static void make_chat(cl *admin, model *m)
 {
   memset(m, 0, sizeof *m);
   int from = admin->nev;
-  ck_assert_int_eq(secchat_client_chat_create(admin->c, NOW, m->chat), 0);
+  ck_assert_int_eq(secchat_client_chat_create(admin->c, NET.now, m->chat), 0);
   pump();
-  ck_assert_int_eq(count_ev(admin, SECCHAT_CLIENT_EV_CHAT_CREATED, from), 1);
+  ck_assert_int_eq(sn_count(admin, SECCHAT_CLIENT_EV_CHAT_CREATED, from), 1);
   m->members = 1ull << admin->idx;
 }
 
@@ -485,15 +314,15 @@ static int popcount64(uint64_t v)
 static void check_members(const model *m, uint64_t who)
 {
   static uint8_t uids[NMAX][20];
-  for (int i = 0; i < NCL; i++) {
+  for (int i = 0; i < NET.nnode; i++) {
     if (!(who & (1ull << i)))
       continue;
-    int n = secchat_client_chat_members(CL[i]->c, m->chat, uids, NMAX);
+    int n = secchat_client_chat_members(NET.node[i]->c, m->chat, uids, NMAX);
     ck_assert_int_eq(n, popcount64(m->members));
     uint64_t seen = 0;
     for (int k = 0; k < n; k++)
-      for (int j = 0; j < NCL; j++)
-        if (memcmp(uids[k], UID(CL[j]), 20) == 0)
+      for (int j = 0; j < NET.nnode; j++)
+        if (memcmp(uids[k], UID(NET.node[j]), 20) == 0)
           seen |= 1ull << j;
     ck_assert_uint_eq(seen, m->members);
   }
@@ -507,8 +336,8 @@ static uint64_t admin_members(cl *adm, const model *m)
   ck_assert_int_gt(n, 0);
   uint64_t v = 0;
   for (int k = 0; k < n; k++)
-    for (int j = 0; j < NCL; j++)
-      if (memcmp(uids[k], UID(CL[j]), 20) == 0)
+    for (int j = 0; j < NET.nnode; j++)
+      if (memcmp(uids[k], UID(NET.node[j]), 20) == 0)
         v |= 1ull << j;
   return v;
 }
@@ -521,9 +350,7 @@ typedef struct evil {
   int type;                /* frame type acted on */
   const uint8_t *from;     /* only frames from this uid (NULL: any) */
   const uint8_t *except;   /* never frames from this uid */
-  uint8_t *held[512];
-  size_t hlen[512];
-  int nheld;
+  sn_held held;            /* held back (reorder) or recorded (replay) */
   uint32_t rnd;
   int seen, dropped, duplicated, reordered, corrupted;
   int limit; /* MODE_DROP: drop at most this many (0: all) */
@@ -531,35 +358,12 @@ typedef struct evil {
 
 enum { MODE_PASS = 0, MODE_DROP, MODE_CHAOS, MODE_RECORD };
 
-static uint32_t evil_rand(evil *e)
-{
-  e->rnd = e->rnd * 1103515245u + 12345u;
-  return (e->rnd >> 16) & 0x7fff;
-}
-
-static void evil_hold(evil *e, const uint8_t *body, size_t len)
-{
-  if (e->nheld >= 512)
-    return;
-  e->held[e->nheld] = malloc(len);
-  ck_assert_ptr_nonnull(e->held[e->nheld]);
-  memcpy(e->held[e->nheld], body, len);
-  e->hlen[e->nheld++] = len;
-}
-
-static void evil_clear(evil *e)
-{
-  for (int i = 0; i < e->nheld; i++)
-    free(e->held[i]);
-  e->nheld = 0;
-}
+static void evil_clear(evil *e) { sn_held_clear(&e->held); }
 
 /* Re-inject everything held, newest first (reorder / replay). */
 static void evil_release(evil *e)
 {
-  for (int i = e->nheld - 1; i >= 0; i--)
-    sc_client_test_inject(e->victim->c, e->held[i], e->hlen[i], NOW);
-  evil_clear(e);
+  sn_release(&NET, &e->held, e->victim->c);
   pump();
 }
 
@@ -595,25 +399,25 @@ static int evil_filter(void *ctx, const uint8_t *body, size_t len)
       return 1;
     e->dropped++;
     return 0;
-  case MODE_RECORD: evil_hold(e, body, len); return 1;
+  case MODE_RECORD: sn_hold(&e->held, body, len); return 1;
   case MODE_CHAOS: {
-    uint32_t r = evil_rand(e) % 9;
+    uint32_t r = sn_dice(&e->rnd) % 9;
     if (r == 0) {
       e->dropped++;
       return 0;
     }
     if (r == 1) {
       e->duplicated++;
-      sc_client_test_inject(e->victim->c, body, len, NOW);
+      sc_client_test_inject(e->victim->c, body, len, NET.now);
       return 1;
     }
     if (r == 2) {
       e->reordered++;
-      evil_hold(e, body, len);
+      sn_hold(&e->held, body, len);
       return 0;
     }
     if (r == 3) { /* replayed later as well */
-      evil_hold(e, body, len);
+      sn_hold(&e->held, body, len);
       return 1;
     }
     if (r == 4 && e->type == SC_FRAME_DELIVER) { /* a bit flipped instead (C4) */
@@ -622,13 +426,13 @@ static int evil_filter(void *ctx, const uint8_t *body, size_t len)
       ck_assert_int_eq(sc_frame_decode(&f, body, len), 0);
       static uint8_t blob[SECCHAT_MAX_FRAME_BODY];
       memcpy(blob, f.u.deliver.blob.p, f.u.deliver.blob.len);
-      uint32_t at = evil_rand(e) * 7919u;
+      uint32_t at = sn_dice(&e->rnd) * 7919u;
       blob[at % f.u.deliver.blob.len] ^= (uint8_t)(1u << (at % 8));
       f.u.deliver.blob.p = blob;
       secchat_ssize bl = sc_frame_encode(&f, bad, sizeof bad);
       ck_assert_int_gt(bl, 0);
       e->corrupted++;
-      sc_client_test_inject(e->victim->c, bad, (size_t)bl, NOW);
+      sc_client_test_inject(e->victim->c, bad, (size_t)bl, NET.now);
       return 0;
     }
     return 1;
@@ -682,25 +486,25 @@ static void run_scale(int n)
     snprintf(nm, sizeof nm, "user%02d", i);
     cl_online(cl_new(nm));
   }
-  cl *admin = CL[0];
+  cl *admin = NET.node[0];
   model m;
   make_chat(admin, &m);
   /* everyone but the last is invited and accepts; half by uid, half by
    * name; the last declines */
   for (int i = 1; i < n - 1; i++)
-    invite_accept(admin, &m, CL[i], i % 2);
-  cl *dec = CL[n - 1];
+    invite_accept(admin, &m, NET.node[i], i % 2);
+  cl *dec = NET.node[n - 1];
   ck_assert_int_eq(secchat_client_lookup_name(admin->c, dec->name, strlen(dec->name)), 0);
   pump();
-  ck_assert_int_eq(secchat_client_chat_invite(admin->c, m.chat, UID(dec), NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_invite(admin->c, m.chat, UID(dec), NET.now), 0);
   pump();
-  ck_assert_int_eq(chat_state(dec, m.chat), 1);
+  ck_assert_int_eq(tu_chat_state(dec->c, m.chat), 1);
   int from = admin->nev;
-  ck_assert_int_eq(secchat_client_chat_answer(dec->c, m.chat, 0, NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_answer(dec->c, m.chat, 0, NET.now), 0);
   pump();
-  ck_assert_int_eq(count_ev(admin, SECCHAT_CLIENT_EV_CHAT_DECLINED, from), 1);
-  ck_assert_mem_eq(last_ev(admin, SECCHAT_CLIENT_EV_CHAT_DECLINED)->uid, UID(dec), 20);
-  ck_assert_int_ne(chat_state(dec, m.chat), 3);
+  ck_assert_int_eq(sn_count(admin, SECCHAT_CLIENT_EV_CHAT_DECLINED, from), 1);
+  ck_assert_mem_eq(sn_last(admin, SECCHAT_CLIENT_EV_CHAT_DECLINED)->uid, UID(dec), 20);
+  ck_assert_int_ne(tu_chat_state(dec->c, m.chat), 3);
   advance(3000);
   check_members(&m, m.members);
 
@@ -713,7 +517,7 @@ static void run_scale(int n)
     for (int a = 0; a < na; a++) {
       char t[48];
       snprintf(t, sizeof t, "r%d from %d", round, authors[a]);
-      say(CL[authors[a]], &m, t);
+      say(NET.node[authors[a]], &m, t);
       pump();
     }
   advance(2000);
@@ -721,21 +525,21 @@ static void run_scale(int n)
   ck_assert_uint_eq(LED[mark].got, m.members & ~1ull); /* exactly the members */
 
   /* leave: the leaver shows nothing sent after */
-  cl *lv = CL[1];
-  from = CL[0]->nev;
-  ck_assert_int_eq(secchat_client_chat_leave(lv->c, m.chat, NOW), 0);
+  cl *lv = NET.node[1];
+  from = NET.node[0]->nev;
+  ck_assert_int_eq(secchat_client_chat_leave(lv->c, m.chat, NET.now), 0);
   pump();
   m.members &= ~(1ull << lv->idx);
   advance(2000);
-  ck_assert_int_ge(count_ev(CL[0], SECCHAT_CLIENT_EV_MEMBER_LEFT, from), 1);
-  ck_assert_int_ne(chat_state(lv, m.chat), 3);
+  ck_assert_int_ge(sn_count(NET.node[0], SECCHAT_CLIENT_EV_MEMBER_LEFT, from), 1);
+  ck_assert_int_ne(tu_chat_state(lv->c, m.chat), 3);
   /* remove */
-  cl *rm = CL[2];
-  ck_assert_int_eq(secchat_client_chat_remove(admin->c, m.chat, UID(rm), NOW), 0);
+  cl *rm = NET.node[2];
+  ck_assert_int_eq(secchat_client_chat_remove(admin->c, m.chat, UID(rm), NET.now), 0);
   pump();
   m.members &= ~(1ull << rm->idx);
   advance(2000);
-  ck_assert_int_ge(count_ev(rm, SECCHAT_CLIENT_EV_CHAT_REMOVED, 0), 1);
+  ck_assert_int_ge(sn_count(rm, SECCHAT_CLIENT_EV_CHAT_REMOVED, 0), 1);
   check_members(&m, m.members);
   mark = NLED;
   for (int a = 0; a < na; a++) {
@@ -743,14 +547,14 @@ static void run_scale(int n)
       continue;
     char t[48];
     snprintf(t, sizeof t, "after departures from %d", authors[a]);
-    say(CL[authors[a]], &m, t);
+    say(NET.node[authors[a]], &m, t);
     pump();
   }
   advance(2000);
   expect_all(mark);
   /* the leaver and the removed one cannot send into the chat either */
-  ck_assert_int_ne(secchat_client_chat_send(lv->c, m.chat, "ghost", 5, 0, NOW, NULL), 0);
-  ck_assert_int_ne(secchat_client_chat_send(rm->c, m.chat, "ghost", 5, 0, NOW, NULL), 0);
+  ck_assert_int_ne(secchat_client_chat_send(lv->c, m.chat, "ghost", 5, 0, NET.now, NULL), 0);
+  ck_assert_int_ne(secchat_client_chat_send(rm->c, m.chat, "ghost", 5, 0, NET.now, NULL), 0);
 
   /* rejoin: re-invited, sees only what is sent after */
   size_t during = say(admin, &m, "while rm was out");
@@ -758,7 +562,7 @@ static void run_scale(int n)
   invite_accept(admin, &m, rm, 0);
   advance(3000);
   mark = NLED;
-  say(CL[n - 2], &m, "welcome back");
+  say(NET.node[n - 2], &m, "welcome back");
   say(admin, &m, "admin says hi");
   pump();
   advance(2000);
@@ -769,7 +573,7 @@ static void run_scale(int n)
   /* catch-up: a member is offline while the others chat, comes back and
    * recovers every missed message from two peers (merged, no duplicates,
    * in order) */
-  cl *off = CL[n - 2];
+  cl *off = NET.node[n - 2];
   host_close(off);
   pump();
   mark = NLED;
@@ -779,9 +583,9 @@ static void run_scale(int n)
     for (int k = 0; k < 3; k++) {
       char t[48];
       snprintf(t, sizeof t, "missed %d from %d", k, authors[a]);
-      say_ex(CL[authors[a]], &m, t, 0, m.members & ~(1ull << off->idx));
+      say_ex(NET.node[authors[a]], &m, t, 0, m.members & ~(1ull << off->idx));
       pump();
-      NOW += 7;
+      NET.now += 7;
     }
   }
   advance(2000);
@@ -790,14 +594,14 @@ static void run_scale(int n)
   advance(3000);
   from = off->nev;
   int peers = popcount64(m.members & ~(1ull << off->idx));
-  ck_assert_int_eq(secchat_client_chat_request_history(off->c, m.chat, 2, 1000, NOW),
+  ck_assert_int_eq(secchat_client_chat_request_history(off->c, m.chat, 2, 1000, NET.now),
                    peers < 2 ? peers : 2);
   advance(3000);
   for (size_t k = mark; k < NLED; k++)
     LED[k].expect |= 1ull << off->idx;
   expect_all(mark);
   ck_assert_int_eq(history_in_order(off, from), (int)(NLED - mark));
-  ck_assert_uint_eq(last_ev(off, SECCHAT_CLIENT_EV_HISTORY_DONE)->gaps, 0);
+  ck_assert_uint_eq(sn_last(off, SECCHAT_CLIENT_EV_HISTORY_DONE)->gaps, 0);
   ck_assert_int_eq(FORGED_TEXT_SEEN, 0);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   fprintf(stderr, "e2e scale %d: %zu messages, %.2f s\n", n, NLED,
@@ -813,7 +617,7 @@ END_TEST
 START_TEST(test_scale_50) { run_scale(50 + 1); }
 END_TEST
 
-/* n clients online, all members of one chat created by CL[0]. */
+/* n clients online, all members of one chat created by NET.node[0]. */
 static void chat_of(int n, model *m)
 {
   for (int i = 0; i < n; i++) {
@@ -821,17 +625,17 @@ static void chat_of(int n, model *m)
     snprintf(nm, sizeof nm, "m%02d", i);
     cl_online(cl_new(nm));
   }
-  make_chat(CL[0], m);
+  make_chat(NET.node[0], m);
   for (int i = 1; i < n; i++)
-    invite_accept(CL[0], m, CL[i], i % 2);
+    invite_accept(NET.node[0], m, NET.node[i], i % 2);
   advance(3000);
 }
 
 static uint64_t online_mask(void)
 {
   uint64_t v = 0;
-  for (int i = 0; i < NCL; i++)
-    if (secchat_client_is_online(CL[i]->c))
+  for (int i = 0; i < NET.nnode; i++)
+    if (secchat_client_is_online(NET.node[i]->c))
       v |= 1ull << i;
   return v;
 }
@@ -842,32 +646,32 @@ START_TEST(test_history_catchup_merged)
 {
   model m;
   chat_of(5, &m);
-  cl *a = CL[0], *x = CL[1], *y = CL[2], *z = CL[3], *w = CL[4];
+  cl *a = NET.node[0], *x = NET.node[1], *y = NET.node[2], *z = NET.node[3], *w = NET.node[4];
   host_close(x); /* x misses everything below */
   pump();
   size_t first = NLED;
   for (int k = 0; k < 3; k++) {
     char t[48];
-    for (int i = 0; i < NCL; i++) {
+    for (int i = 0; i < NET.nnode; i++) {
       if (i == 1)
         continue;
       snprintf(t, sizeof t, "part1 %d by %d", k, i);
-      say_ex(CL[i], &m, t, 0, online_mask());
+      say_ex(NET.node[i], &m, t, 0, online_mask());
       pump();
-      NOW += 10; /* distinct author timestamps */
+      NET.now += 10; /* distinct author timestamps */
     }
   }
   host_close(y); /* y holds only the first part */
   pump();
   for (int k = 0; k < 3; k++) {
     char t[48];
-    for (int i = 0; i < NCL; i++) {
+    for (int i = 0; i < NET.nnode; i++) {
       if (i == 1 || i == 2)
         continue;
       snprintf(t, sizeof t, "part2 %d by %d", k, i);
-      say_ex(CL[i], &m, t, 0, online_mask());
+      say_ex(NET.node[i], &m, t, 0, online_mask());
       pump();
-      NOW += 10;
+      NET.now += 10;
     }
   }
   advance(2000);
@@ -884,11 +688,11 @@ START_TEST(test_history_catchup_merged)
   pump();
   ck_assert(secchat_client_is_online(x->c));
   int from = x->nev;
-  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NOW), 2);
+  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NET.now), 2);
   pump();
   advance(3000);
   check_all();
-  const evrec *hd = last_ev(x, SECCHAT_CLIENT_EV_HISTORY_DONE);
+  const sn_event *hd = sn_last(x, SECCHAT_CLIENT_EV_HISTORY_DONE);
   ck_assert_ptr_nonnull(hd);
   ck_assert_uint_eq(hd->gaps, 0);
   /* every missed message recovered exactly once (check_all refuses
@@ -900,10 +704,10 @@ START_TEST(test_history_catchup_merged)
   ck_assert_int_eq(history_in_order(x, from), (int)(NLED - first));
   /* asking again brings nothing new and shows nothing twice */
   from = x->nev;
-  ck_assert_int_gt(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NOW), 0);
+  ck_assert_int_gt(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NET.now), 0);
   advance(3000);
   check_all();
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_MESSAGE, from), 0);
+  ck_assert_int_eq(sn_count(x, SECCHAT_CLIENT_EV_MESSAGE, from), 0);
   /* and x is live again */
   size_t mark = say(z, &m, "live again");
   pump();
@@ -921,7 +725,7 @@ END_TEST
 static size_t rotation_with_drop(model *m, evil *e, int limit)
 {
   chat_of(3, m);
-  cl *a = CL[0], *b = CL[1];
+  cl *a = NET.node[0], *b = NET.node[1];
   size_t first = NLED;
   for (int k = 0; k < 99; k++) {
     char t[32];
@@ -952,7 +756,7 @@ START_TEST(test_rotation_keyreq)
   model m;
   evil e;
   size_t rot = rotation_with_drop(&m, &e, 1);
-  cl *b = CL[1];
+  cl *b = NET.node[1];
   grp_chat *bc = grp_chat_of(b, m.chat);
   ck_assert_ptr_nonnull(bc);
   ck_assert_ptr_nonnull(bc->mem);
@@ -991,7 +795,7 @@ START_TEST(test_relay_restart)
 {
   model m;
   chat_of(4, &m);
-  cl *a = CL[0], *b = CL[1];
+  cl *a = NET.node[0], *b = NET.node[1];
   size_t first = NLED;
   say(a, &m, "before");
   say(b, &m, "before too");
@@ -1006,22 +810,22 @@ START_TEST(test_relay_restart)
   expect_all(un);
   /* the relay process dies: every connection is gone, a new server core
    * with the same keys comes up */
-  secchat_server_free(SRV);
-  SRV = NULL;
-  for (int i = 0; i < NCL; i++) {
-    CL[i]->conn = 0;
-    secchat_client_disconnected(CL[i]->c, NOW);
+  secchat_server_free(NET.srv[0]);
+  NET.srv[0] = NULL;
+  for (int i = 0; i < NET.nnode; i++) {
+    NET.node[i]->conn = 0;
+    secchat_client_disconnected(NET.node[i]->c, NET.now);
   }
   evil_off(&e);
   size_t down = say_ex(b, &m, "sent while the relay was down", 0, m.members);
-  NOW += 5000;
+  NET.now += 5000;
   server_start();
   int from = a->nev;
-  for (int i = 0; i < NCL; i++)
-    cl_connect(CL[i]);
+  for (int i = 0; i < NET.nnode; i++)
+    cl_connect(NET.node[i]);
   advance(5000);
-  for (int i = 0; i < NCL; i++)
-    ck_assert(secchat_client_is_online(CL[i]->c));
+  for (int i = 0; i < NET.nnode; i++)
+    ck_assert(secchat_client_is_online(NET.node[i]->c));
   /* the unacknowledged post went out again with the same msg id and was
    * acknowledged once; receivers showed it once (check_all) */
   int relayed = 0;
@@ -1033,18 +837,19 @@ START_TEST(test_relay_restart)
    * in: members that reconnected after b missed it (the relay stores
    * nothing) and get it through history */
   check_all();
-  for (int i = 0; i < NCL; i++)
+  for (int i = 0; i < NET.nnode; i++)
     if (i != b->idx && !(LED[down].got & (1ull << i))) {
-      ck_assert_int_gt(secchat_client_chat_request_history(CL[i]->c, m.chat, 2, 1000, NOW), 0);
+      ck_assert_int_gt(
+          secchat_client_chat_request_history(NET.node[i]->c, m.chat, 2, 1000, NET.now), 0);
       advance(3000);
     }
   expect_all(down);
   /* routes re-opened on the new relay: everyone talks */
   size_t mark = NLED;
-  for (int i = 0; i < NCL; i++) {
+  for (int i = 0; i < NET.nnode; i++) {
     char t[48];
     snprintf(t, sizeof t, "after restart from %d", i);
-    say(CL[i], &m, t);
+    say(NET.node[i], &m, t);
     pump();
   }
   advance(2000);
@@ -1059,7 +864,7 @@ START_TEST(test_hostile_deliver_chaos)
 {
   model m;
   chat_of(4, &m);
-  cl *b = CL[1], *d = CL[3];
+  cl *b = NET.node[1], *d = NET.node[3];
   evil e, r;
   evil_on(&e, b, MODE_CHAOS, SC_FRAME_DELIVER, NULL);
   evil_on(&r, d, MODE_RECORD, SC_FRAME_DELIVER, NULL);
@@ -1068,7 +873,7 @@ START_TEST(test_hostile_deliver_chaos)
     int au = (k % 3 == 0) ? 0 : (k % 3 == 1) ? 2 : 3;
     char t[48];
     snprintf(t, sizeof t, "chaos %d by %d", k, au);
-    size_t i = say(CL[au], &m, t);
+    size_t i = say(NET.node[au], &m, t);
     LED[i].expect &= ~(1ull << b->idx); /* b may lose it to the relay */
     pump();
     if (k % 10 == 9)
@@ -1081,16 +886,15 @@ START_TEST(test_hostile_deliver_chaos)
   ck_assert_int_gt(e.duplicated, 0);
   ck_assert_int_gt(e.reordered, 0);
   ck_assert_int_gt(e.corrupted, 0);
-  ck_assert_int_gt(count_ev(b, SECCHAT_CLIENT_EV_CHAT_WARNING, 0), 0); /* reported */
+  ck_assert_int_gt(sn_count(b, SECCHAT_CLIENT_EV_CHAT_WARNING, 0), 0); /* reported */
   /* replay everything d ever received, twice: nothing new is shown (C1) */
-  int before = count_ev(d, SECCHAT_CLIENT_EV_MESSAGE, 0);
-  ck_assert_int_gt(r.nheld, 20);
+  int before = sn_count(d, SECCHAT_CLIENT_EV_MESSAGE, 0);
+  ck_assert_int_gt(r.held.n, 20);
   for (int rep = 0; rep < 2; rep++)
-    for (int i = 0; i < r.nheld; i++)
-      sc_client_test_inject(d->c, r.held[i], r.hlen[i], NOW);
+    sn_replay(&NET, &r.held, d->c);
   pump();
   check_all();
-  ck_assert_int_eq(count_ev(d, SECCHAT_CLIENT_EV_MESSAGE, 0), before);
+  ck_assert_int_eq(sn_count(d, SECCHAT_CLIENT_EV_MESSAGE, 0), before);
   evil_off(&r);
   /* the heartbeat reports what b lost (C3); history fills it */
   evil_off(&e);
@@ -1099,8 +903,8 @@ START_TEST(test_hostile_deliver_chaos)
   for (size_t k = first; k < NLED; k++)
     lost += !(LED[k].got & (1ull << b->idx));
   ck_assert_int_gt(lost, 0);
-  ck_assert_int_gt(count_ev(b, SECCHAT_CLIENT_EV_GAP, 0), 0);
-  ck_assert_int_gt(secchat_client_chat_request_history(b->c, m.chat, 2, 1000, NOW), 0);
+  ck_assert_int_gt(sn_count(b, SECCHAT_CLIENT_EV_GAP, 0), 0);
+  ck_assert_int_gt(secchat_client_chat_request_history(b->c, m.chat, 2, 1000, NET.now), 0);
   advance(3000);
   for (size_t k = first; k < NLED; k++)
     LED[k].expect |= 1ull << b->idx;
@@ -1143,7 +947,7 @@ START_TEST(test_hostile_repost_other_route)
 {
   model m1, m2;
   chat_of(3, &m1);
-  cl *a = CL[0], *b = CL[1], *c = CL[2];
+  cl *a = NET.node[0], *b = NET.node[1], *c = NET.node[2];
   make_chat(a, &m2);
   invite_accept(a, &m2, b, 0);
   advance(3000);
@@ -1156,29 +960,31 @@ START_TEST(test_hostile_repost_other_route)
   pump();
   say(c, &m1, "carol in chat one");
   pump();
-  int n1 = r1.nheld;
+  int n1 = r1.held.n;
   ck_assert_int_gt(n1, 0);
   say(a, &m2, "chat two");
   pump();
-  ck_assert_int_gt(r1.nheld, n1);
+  ck_assert_int_gt(r1.held.n, n1);
   sc_frame f2;
-  ck_assert_int_eq(sc_frame_decode(&f2, r1.held[r1.nheld - 1], r1.hlen[r1.nheld - 1]), 0);
+  ck_assert_int_eq(sc_frame_decode(&f2, r1.held.body[r1.held.n - 1], r1.held.len[r1.held.n - 1]),
+                   0);
   uint8_t route2[32];
   memcpy(route2, f2.u.deliver.route_id, 32);
   expect_all(first);
-  int before = count_ev(b, SECCHAT_CLIENT_EV_MESSAGE, 0);
+  int before = sn_count(b, SECCHAT_CLIENT_EV_MESSAGE, 0);
   static uint8_t out[SECCHAT_MAX_FRAME_BODY];
   for (int i = 0; i < n1; i++) {
     /* C5: chat one's blob re-posted on chat two's route */
-    size_t ol = reencode_deliver(r1.held[i], r1.hlen[i], route2, NULL, NULL, out, sizeof out);
-    sc_client_test_inject(b->c, out, ol, NOW);
+    size_t ol =
+        reencode_deliver(r1.held.body[i], r1.held.len[i], route2, NULL, NULL, out, sizeof out);
+    sc_client_test_inject(b->c, out, ol, NET.now);
     /* C6: claimed by another sender (c, a member of chat one; a for c's) */
-    ol = reencode_deliver(r1.held[i], r1.hlen[i], NULL, UID(c), UID(a), out, sizeof out);
-    sc_client_test_inject(b->c, out, ol, NOW);
+    ol = reencode_deliver(r1.held.body[i], r1.held.len[i], NULL, UID(c), UID(a), out, sizeof out);
+    sc_client_test_inject(b->c, out, ol, NET.now);
   }
   pump();
   check_all();
-  ck_assert_int_eq(count_ev(b, SECCHAT_CLIENT_EV_MESSAGE, 0), before);
+  ck_assert_int_eq(sn_count(b, SECCHAT_CLIENT_EV_MESSAGE, 0), before);
   evil_off(&r1);
   /* both chats still work */
   size_t mark = NLED;
@@ -1193,19 +999,7 @@ END_TEST
 
 static size_t mint(const secchat_identity *id, const char *name, char *out)
 {
-  uint8_t hh[32], proof[64];
-  memset(hh, 0x5a, sizeof hh);
-  ck_assert_int_eq(secchat_token_registration_proof(id, name, strlen(name), hh, proof), 0);
-  size_t tl = 0;
-  int reason = 0;
-  ck_assert_int_eq(secchat_token_issue(KEY, ISSUER, name, strlen(name),
-                                       secchat_identity_sign_public_key(id),
-                                       secchat_identity_dh_public_key(id),
-                                       secchat_identity_dh_sig(id), proof, hh,
-                                       secchat_identity_dh_public_key(id), (int64_t)(NOW / 1000),
-                                       0, out, SECCHAT_MAX_TOKEN_BYTES + 1, &tl, &reason),
-                   0);
-  return tl;
+  return tu_mint_token(KEY, ISSUER, id, name, NET.now, out);
 }
 
 static const uint8_t *FORGE_BODY;
@@ -1217,7 +1011,7 @@ static int replace_lookup(void *ctx, const uint8_t *body, size_t len)
   (void)ctx;
   sc_frame f;
   if (sc_frame_decode(&f, body, len) == 0 && f.type == SC_FRAME_LOOKUP_RESULT) {
-    sc_client_test_inject(FORGE_VICTIM->c, FORGE_BODY, FORGE_LEN, NOW);
+    sc_client_test_inject(FORGE_VICTIM->c, FORGE_BODY, FORGE_LEN, NET.now);
     return 0;
   }
   return 1;
@@ -1227,7 +1021,7 @@ START_TEST(test_hostile_minted_token)
 {
   model m;
   chat_of(3, &m); /* m00 (admin) pinned m01 and m02 */
-  cl *a = CL[0], *b = CL[1];
+  cl *a = NET.node[0], *b = NET.node[1];
   secchat_identity *eve = NULL;
   ck_assert_int_eq(secchat_identity_new(&eve), 0);
   static char tok[SECCHAT_MAX_TOKEN_BYTES + 1];
@@ -1249,8 +1043,8 @@ START_TEST(test_hostile_minted_token)
   ck_assert_int_eq(secchat_client_lookup_name(a->c, b->name, strlen(b->name)), 0);
   pump();
   sc_client_test_filter(a->c, NULL, NULL);
-  ck_assert_int_eq(count_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
-  const evrec *ic = last_ev(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
+  ck_assert_int_eq(sn_count(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED, from), 1);
+  const sn_event *ic = sn_last(a, SECCHAT_CLIENT_EV_IDENTITY_CHANGED);
   ck_assert_mem_eq(ic->uid, secchat_identity_uid(eve), 20);
   ck_assert_mem_eq(ic->uid2, UID(b), 20);
   /* the name does not resolve silently to the new key; inviting it or
@@ -1258,10 +1052,10 @@ START_TEST(test_hostile_minted_token)
   uint8_t uid[20];
   ck_assert_int_eq(secchat_client_resolve(a->c, b->name, strlen(b->name), uid),
                    SECCHAT_ERR_IDENTITY_CHANGED);
-  ck_assert_int_eq(secchat_client_chat_invite(a->c, m.chat, secchat_identity_uid(eve), NOW),
+  ck_assert_int_eq(secchat_client_chat_invite(a->c, m.chat, secchat_identity_uid(eve), NET.now),
                    SECCHAT_ERR_IDENTITY_CHANGED);
   ck_assert_int_eq(secchat_client_pairwise_send(a->c, secchat_identity_uid(eve),
-                                                (const uint8_t *)"x", 1, NOW),
+                                                (const uint8_t *)"x", 1, NET.now),
                    SECCHAT_ERR_IDENTITY_CHANGED);
   char s1[SECCHAT_SAFETY_NUMBER_BYTES], s2[SECCHAT_SAFETY_NUMBER_BYTES];
   ck_assert_int_eq(secchat_client_safety_number(a->c, secchat_identity_uid(eve), s1, sizeof s1),
@@ -1283,10 +1077,10 @@ START_TEST(test_hostile_withheld_remove)
 {
   model m;
   chat_of(4, &m);
-  cl *a = CL[0], *r = CL[1], *v = CL[2], *w = CL[3];
+  cl *a = NET.node[0], *r = NET.node[1], *v = NET.node[2], *w = NET.node[3];
   host_close(r);
   pump();
-  ck_assert_int_eq(secchat_client_chat_remove(a->c, m.chat, UID(v), NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_remove(a->c, m.chat, UID(v), NET.now), 0);
   pump();
   m.members &= ~(1ull << v->idx);
   advance(2000);
@@ -1296,11 +1090,11 @@ START_TEST(test_hostile_withheld_remove)
   e.except = UID(v);
   evil rec;
   evil_on(&rec, w, MODE_RECORD, SC_FRAME_DELIVER, NULL);
-  int vmsgs = count_ev(v, SECCHAT_CLIENT_EV_MESSAGE, 0);
+  int vmsgs = sn_count(v, SECCHAT_CLIENT_EV_MESSAGE, 0);
   cl_connect(r);
   advance(5000);
   /* r cannot confirm its log: it sends neither keys nor messages */
-  int rc = secchat_client_chat_send(r->c, m.chat, "unconfirmed", 11, 0, NOW, NULL);
+  int rc = secchat_client_chat_send(r->c, m.chat, "unconfirmed", 11, 0, NET.now, NULL);
   ck_assert_int_eq(rc, SECCHAT_ERR_INVALID_STATE);
   /* its log is still the stale one (v a member) and unconfirmed: no new
    * chain is drawn or distributed before that (docs/groups.md section 2) */
@@ -1314,11 +1108,10 @@ START_TEST(test_hostile_withheld_remove)
   size_t mark = say(w, &m, "v must not read this");
   LED[mark].expect &= ~(1ull << r->idx); /* r has not got the new route yet */
   pump();
-  for (int i = 0; i < rec.nheld; i++)
-    sc_client_test_inject(v->c, rec.held[i], rec.hlen[i], NOW);
+  sn_replay(&NET, &rec.held, v->c);
   pump();
   check_all();
-  ck_assert_int_eq(count_ev(v, SECCHAT_CLIENT_EV_MESSAGE, 0), vmsgs);
+  ck_assert_int_eq(sn_count(v, SECCHAT_CLIENT_EV_MESSAGE, 0), vmsgs);
   ck_assert_int_gt(e.dropped, 0);
   /* healed: r learns the remove and talks to the right members only.
    * (r's log requests were answered while the relay dropped the answers;
@@ -1330,7 +1123,7 @@ START_TEST(test_hostile_withheld_remove)
   pump();
   cl_connect(r);
   advance(3000);
-  ck_assert_int_gt(secchat_client_chat_request_history(r->c, m.chat, 2, 1000, NOW), 0);
+  ck_assert_int_gt(secchat_client_chat_request_history(r->c, m.chat, 2, 1000, NET.now), 0);
   advance(3000);
   LED[mark].expect |= 1ull << r->idx; /* sent while r was a member */
   size_t after = say(r, &m, "r is back");
@@ -1338,11 +1131,10 @@ START_TEST(test_hostile_withheld_remove)
   advance(2000);
   expect_all(mark);
   expect_all(after);
-  for (int i = 0; i < rec.nheld; i++)
-    sc_client_test_inject(v->c, rec.held[i], rec.hlen[i], NOW);
+  sn_replay(&NET, &rec.held, v->c);
   pump();
   check_all();
-  ck_assert_int_eq(count_ev(v, SECCHAT_CLIENT_EV_MESSAGE, 0), vmsgs);
+  ck_assert_int_eq(sn_count(v, SECCHAT_CLIENT_EV_MESSAGE, 0), vmsgs);
   evil_off(&rec);
 }
 END_TEST
@@ -1355,17 +1147,17 @@ END_TEST
 static void leave_while_admin_offline(model *m)
 {
   chat_of(4, m);
-  cl *a = CL[0], *c = CL[2], *l = CL[3];
+  cl *a = NET.node[0], *c = NET.node[2], *l = NET.node[3];
   host_close(a);
   pump();
-  ck_assert_int_eq(secchat_client_chat_leave(l->c, m->chat, NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_leave(l->c, m->chat, NET.now), 0);
   pump();
   m->members &= ~(1ull << l->idx);
   advance(2000);
-  ck_assert_int_eq(chat_state(l, m->chat), 4);
+  ck_assert_int_eq(tu_chat_state(l->c, m->chat), 4);
   cl_connect(a);
   advance(5000);
-  ck_assert_int_eq(secchat_client_chat_remove(a->c, m->chat, UID(c), NOW), 0);
+  ck_assert_int_eq(secchat_client_chat_remove(a->c, m->chat, UID(c), NET.now), 0);
   pump();
   m->members &= ~(1ull << c->idx);
   advance(3000);
@@ -1377,7 +1169,7 @@ START_TEST(test_leave_admin_offline)
    * right after are not shown to l */
   model m;
   leave_while_admin_offline(&m);
-  cl *b = CL[1], *l = CL[3];
+  cl *b = NET.node[1], *l = NET.node[3];
   size_t mark = say(b, &m, "b after the leave");
   pump();
   advance(3000);
@@ -1399,21 +1191,21 @@ START_TEST(test_known_bug_leave_admin_offline)
 {
   model m;
   leave_while_admin_offline(&m);
-  cl *a = CL[0], *l = CL[3];
-  int l_state = chat_state(l, m.chat), l_joined = count_ev(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0);
+  cl *a = NET.node[0], *l = NET.node[3];
+  int l_state = tu_chat_state(l->c, m.chat),
+      l_joined = sn_count(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0);
   uint64_t a_members = admin_members(a, &m);
   /* one more epoch, then the admin talks: l must show nothing (the relay
    * may hand l every blob: here the copies b received). Before the fix
    * check_all aborted: "client 3 showed 'third epoch by a' sent while it
    * was not a member" */
   evil rec;
-  evil_on(&rec, CL[1], MODE_RECORD, SC_FRAME_DELIVER, NULL);
-  invite_accept(a, &m, CL[2], 0);
+  evil_on(&rec, NET.node[1], MODE_RECORD, SC_FRAME_DELIVER, NULL);
+  invite_accept(a, &m, NET.node[2], 0);
   advance(3000);
   say(a, &m, "third epoch by a");
   pump();
-  for (int i = 0; i < rec.nheld; i++)
-    sc_client_test_inject(l->c, rec.held[i], rec.hlen[i], NOW);
+  sn_replay(&NET, &rec.held, l->c);
   pump();
   check_all();
   evil_off(&rec);
@@ -1424,8 +1216,8 @@ START_TEST(test_known_bug_leave_admin_offline)
    * not even after the later commits */
   ck_assert_int_eq(l_state, 4);
   ck_assert_int_eq(l_joined, 1);
-  ck_assert_int_eq(chat_state(l, m.chat), 4);
-  ck_assert_int_eq(count_ev(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0), 1);
+  ck_assert_int_eq(tu_chat_state(l->c, m.chat), 4);
+  ck_assert_int_eq(sn_count(l, SECCHAT_CLIENT_EV_CHAT_JOINED, 0), 1);
 }
 END_TEST
 
@@ -1465,7 +1257,7 @@ START_TEST(test_history_forged_by_member)
 {
   model m;
   chat_of(4, &m);
-  cl *a = CL[0], *x = CL[1], *mal = CL[2], *w = CL[3];
+  cl *a = NET.node[0], *x = NET.node[1], *mal = NET.node[2], *w = NET.node[3];
   host_close(x);
   pump();
   size_t first = NLED;
@@ -1477,7 +1269,7 @@ START_TEST(test_history_forged_by_member)
     snprintf(t, sizeof t, "genuine %d by w", k);
     say_ex(w, &m, t, 0, online_mask());
     pump();
-    NOW += 10;
+    NET.now += 10;
   }
   expect_all(first);
   /* only the malicious member is online to answer */
@@ -1512,10 +1304,10 @@ START_TEST(test_history_forged_by_member)
   send_hist_resp(mal, x, bogus_req, m.chat, &real1, 1, 0);
   pump();
   check_all();
-  ck_assert_int_eq(count_ev(x, SECCHAT_CLIENT_EV_MESSAGE, 0), 0);
+  ck_assert_int_eq(sn_count(x, SECCHAT_CLIENT_EV_MESSAGE, 0), 0);
   /* x asks mal; mal's forged page comes first, then its honest pages */
   int from = x->nev;
-  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 1, 1000, NOW), 1);
+  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 1, 1000, NET.now), 1);
   const grp_req *q = NULL;
   for (unsigned i = 0; i < SC_GRP_MAX_REQS; i++)
     if (x->c->grp->reqs[i].live && memcmp(x->c->grp->reqs[i].peer, UID(mal), 20) == 0)
@@ -1525,7 +1317,7 @@ START_TEST(test_history_forged_by_member)
   pump();
   advance(3000);
   check_all(); /* aborts on any forged text */
-  ck_assert_int_gt(count_ev(x, SECCHAT_CLIENT_EV_CHAT_WARNING, from), 0);
+  ck_assert_int_gt(sn_count(x, SECCHAT_CLIENT_EV_CHAT_WARNING, from), 0);
   /* the honest part of the answer still arrived: everything, once */
   for (size_t k = first; k < NLED; k++)
     ck_assert_msg(LED[k].got & (1ull << x->idx), "x lacks '%s'", LED[k].text);
@@ -1543,7 +1335,7 @@ START_TEST(test_history_forged_by_member)
     snprintf(t, sizeof t, "second %d by a", k);
     say_ex(a, &m, t, 0, online_mask());
     pump();
-    NOW += 10;
+    NET.now += 10;
   }
   expect_all(second);
   cl_connect(x);
@@ -1568,7 +1360,7 @@ START_TEST(test_history_forged_by_member)
   ck_assert_uint_eq(seen_a, 6);
   ck_assert_uint_eq(np, 4);
   from = x->nev;
-  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 1, 1000, NOW), 1);
+  ck_assert_int_eq(secchat_client_chat_request_history(x->c, m.chat, 1, 1000, NET.now), 1);
   q = NULL;
   for (unsigned i = 0; i < SC_GRP_MAX_REQS; i++)
     if (x->c->grp->reqs[i].live && memcmp(x->c->grp->reqs[i].peer, UID(mal), 20) == 0)
@@ -1578,16 +1370,16 @@ START_TEST(test_history_forged_by_member)
   pump();
   advance(3000);
   check_all();
-  const evrec *hd = last_ev(x, SECCHAT_CLIENT_EV_HISTORY_DONE);
+  const sn_event *hd = sn_last(x, SECCHAT_CLIENT_EV_HISTORY_DONE);
   ck_assert_ptr_nonnull(hd);
-  ck_assert_int_gt(count_ev(x, SECCHAT_CLIENT_EV_HISTORY_DONE, from), 0);
+  ck_assert_int_gt(sn_count(x, SECCHAT_CLIENT_EV_HISTORY_DONE, from), 0);
   ck_assert_uint_eq(hd->gaps, 2); /* exactly the two omitted */
   ck_assert_uint_eq(LED[second + 2].got & (1ull << x->idx), 0);
   ck_assert_uint_eq(LED[second + 3].got & (1ull << x->idx), 0);
   ck_assert(LED[second + 5].got & (1ull << x->idx));
   cl_connect(a);
   advance(3000);
-  ck_assert_int_gt(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NOW), 0);
+  ck_assert_int_gt(secchat_client_chat_request_history(x->c, m.chat, 2, 1000, NET.now), 0);
   advance(3000);
   for (size_t k = second; k < NLED; k++)
     LED[k].expect |= 1ull << x->idx;
@@ -1607,14 +1399,14 @@ START_TEST(test_known_bug_stale_presence)
 {
   model m;
   chat_of(3, &m);
-  cl *b = CL[1], *c = CL[2];
+  cl *b = NET.node[1], *c = NET.node[2];
   host_close(b);
   pump();
   host_close(c); /* while b is away */
   pump();
   cl_connect(b);
   advance(3000);
-  ck_assert_int_eq(secchat_client_chat_request_history(b->c, m.chat, 3, 1000, NOW), 1);
+  ck_assert_int_eq(secchat_client_chat_request_history(b->c, m.chat, 3, 1000, NET.now), 1);
 }
 END_TEST
 
@@ -1627,7 +1419,7 @@ START_TEST(test_known_bug_resync_no_retry)
 {
   model m;
   chat_of(3, &m);
-  cl *r = CL[1];
+  cl *r = NET.node[1];
   host_close(r);
   pump();
   evil e;
@@ -1635,7 +1427,7 @@ START_TEST(test_known_bug_resync_no_retry)
   cl_connect(r);
   advance(3000);
   ck_assert_int_gt(e.dropped, 0);
-  ck_assert_int_eq(secchat_client_chat_send(r->c, m.chat, "x", 1, 0, NOW, NULL),
+  ck_assert_int_eq(secchat_client_chat_send(r->c, m.chat, "x", 1, 0, NET.now, NULL),
                    SECCHAT_ERR_INVALID_STATE);
   evil_off(&e);
   advance(60000);
@@ -1659,17 +1451,13 @@ static void cl_restart(cl *x)
 {
   static uint8_t blob[1 << 20];
   size_t bl = 0;
-  ck_assert_int_eq(secchat_client_export_state(x->c, blob, sizeof blob, &bl, NULL), 0);
-  int was = x->conn != 0;
-  host_close(x);
-  drain_events(x);
+  int was = sn_stop(&NET, x, blob, sizeof blob, &bl);
   check_all();
-  secchat_client_free(x->c);
   client_core(x);
-  ck_assert_int_eq(secchat_client_import_state(x->c, blob, bl, 0, NOW), 0);
+  ck_assert_int_eq(secchat_client_import_state(x->c, blob, bl, 0, NET.now), 0);
   for (int i = 0; i < x->nev; i++)
     if (x->ev[i].type == SECCHAT_CLIENT_EV_HISTORY_RECORD)
-      (void)secchat_client_history_load(x->c, x->ev[i].data, x->ev[i].dlen, NOW);
+      (void)secchat_client_history_load(x->c, x->ev[i].data, x->ev[i].dlen, NET.now);
   drain_events(x);
   if (was)
     cl_connect(x);
@@ -1694,11 +1482,11 @@ static int try_rejoin(cl *adm, model *m, cl *x)
 {
   ck_assert_int_eq(secchat_client_lookup_uid(adm->c, UID(x)), 0);
   pump();
-  int rc = secchat_client_chat_invite(adm->c, m->chat, UID(x), NOW);
+  int rc = secchat_client_chat_invite(adm->c, m->chat, UID(x), NET.now);
   ck_assert_msg(rc == 0 || rc == SECCHAT_ERR_EXISTS, "invite rc %d", rc);
   pump();
-  if (chat_state(x, m->chat) == 1) {
-    ck_assert_int_eq(secchat_client_chat_answer(x->c, m->chat, 1, NOW), 0);
+  if (tu_chat_state(x->c, m->chat) == 1) {
+    ck_assert_int_eq(secchat_client_chat_answer(x->c, m->chat, 1, NET.now), 0);
     pump();
     advance(2000);
   }
@@ -1715,13 +1503,13 @@ static void random_run(uint32_t seed, int steps)
   enum { N = 8 };
   model m;
   chat_of(N, &m);
-  cl *adm = CL[0];
+  cl *adm = NET.node[0];
   const int victim = N - 1;  /* its DELIVER frames go through chaos */
   const int victim2 = N - 2; /* its DIRECT_DELIVER (pairwise) frames too */
   evil e, e2;
-  evil_on(&e, CL[victim], MODE_CHAOS, SC_FRAME_DELIVER, NULL);
+  evil_on(&e, NET.node[victim], MODE_CHAOS, SC_FRAME_DELIVER, NULL);
   e.rnd = seed;
-  evil_on(&e2, CL[victim2], PW_CHAOS ? MODE_CHAOS : MODE_PASS, SC_FRAME_DIRECT_DELIVER, NULL);
+  evil_on(&e2, NET.node[victim2], PW_CHAOS ? MODE_CHAOS : MODE_PASS, SC_FRAME_DIRECT_DELIVER, NULL);
   e2.rnd = seed * 3u + 1u;
   size_t mem_max = 0;
   int leaves = 0;
@@ -1730,7 +1518,7 @@ static void random_run(uint32_t seed, int steps)
   for (int op = 0; op < steps; op++) {
     uint32_t r = lcg(&st) % 100;
     int i = (int)(lcg(&st) % N);
-    cl *x = CL[i];
+    cl *x = NET.node[i];
     if (r < 55) {
       if (!(m.members & (1ull << i)) || x->conn == 0)
         continue;
@@ -1742,7 +1530,7 @@ static void random_run(uint32_t seed, int steps)
         LED = realloc(LED, CAPLED * sizeof *LED);
       }
       int shr = (int)(lcg(&st) & 1);
-      int rc = secchat_client_chat_send(x->c, m.chat, t, strlen(t), shr, NOW, LED[k].id);
+      int rc = secchat_client_chat_send(x->c, m.chat, t, strlen(t), shr, NET.now, LED[k].id);
       ck_assert_msg(rc == 0 || rc == SECCHAT_ERR_INVALID_STATE, "send rc %d", rc);
       if (rc == 0) {
         sent *s = &LED[NLED++];
@@ -1779,8 +1567,8 @@ static void random_run(uint32_t seed, int steps)
        * committed later (re-sent / relayed, test_known_bug_leave_admin_offline),
        * but this model takes the admin's list as the truth right away */
       if (i != 0 && (m.members & (1ull << i)) && x->conn != 0 && adm->conn != 0 &&
-          chat_state(x, m.chat) == 3) {
-        ck_assert_int_eq(secchat_client_chat_leave(x->c, m.chat, NOW), 0);
+          tu_chat_state(x->c, m.chat) == 3) {
+        ck_assert_int_eq(secchat_client_chat_leave(x->c, m.chat, NET.now), 0);
         m.members &= ~(1ull << i);
         leaves++;
         trace(op, "leave", i);
@@ -1790,7 +1578,7 @@ static void random_run(uint32_t seed, int steps)
       }
     } else if (r < 83) {
       if (i != 0 && (m.members & (1ull << i)) && adm->conn != 0) {
-        ck_assert_int_eq(secchat_client_chat_remove(adm->c, m.chat, UID(x), NOW), 0);
+        ck_assert_int_eq(secchat_client_chat_remove(adm->c, m.chat, UID(x), NET.now), 0);
         m.members &= ~(1ull << i);
         removes++;
         /* a departed member's final frontier lists at most 8 of its chains
@@ -1803,7 +1591,7 @@ static void random_run(uint32_t seed, int steps)
       }
     } else if (r < 90) {
       if (i != 0 && !(m.members & (1ull << i)) && adm->conn != 0 && x->conn != 0 &&
-          chat_state(x, m.chat) != 1) {
+          tu_chat_state(x->c, m.chat) != 1) {
         pump();
         advance(2000);
         if (adm->conn != 0 && x->conn != 0 && try_rejoin(adm, &m, x)) {
@@ -1823,7 +1611,7 @@ static void random_run(uint32_t seed, int steps)
     /* bounded memory: the group layer's queues are drained, its stores
      * within their caps, no contact beyond the N-1 others */
     for (int k = 0; k < N; k++) {
-      sc_group *g = CL[k]->c->grp;
+      sc_group *g = NET.node[k]->c->grp;
       ck_assert_uint_eq(g->aq_n, 0);
       ck_assert_uint_eq(g->eq_n, 0);
       ck_assert_uint_le(g->nchats, 1);
@@ -1832,7 +1620,7 @@ static void random_run(uint32_t seed, int steps)
         ck_assert_uint_le(g->chats[c]->nmem, N);
         ck_assert_uint_le(g->chats[c]->npblob, SC_GRP_PENDING_BLOBS);
       }
-      ck_assert_uint_le(secchat_client_contact_count(CL[k]->c), N - 1);
+      ck_assert_uint_le(secchat_client_contact_count(NET.node[k]->c), N - 1);
       size_t mem = sc_group_memory(g);
       ck_assert_uint_lt(mem, 8u << 20);
       if (mem > mem_max)
@@ -1845,15 +1633,15 @@ static void random_run(uint32_t seed, int steps)
   evil_release(&e2);
   evil_off(&e2);
   for (int i = 0; i < N; i++)
-    if (CL[i]->conn == 0)
-      cl_connect(CL[i]);
+    if (NET.node[i]->conn == 0)
+      cl_connect(NET.node[i]);
   advance(20000);
   /* everyone asks every other member: a message posted while only its
    * author was online is known to nobody else (no heartbeat reached
    * anyone), so asking a subset can legitimately miss it */
   for (int i = 0; i < N; i++)
     if (m.members & (1ull << i))
-      (void)secchat_client_chat_request_history(CL[i]->c, m.chat, N, 1000, NOW);
+      (void)secchat_client_chat_request_history(NET.node[i]->c, m.chat, N, 1000, NET.now);
   advance(40000);
   check_all();
   /* delivered: every message to every final member that was a member when

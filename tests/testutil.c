@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <secchat/secchat.h>
 
@@ -53,4 +54,34 @@ char *tu_read_file(const char *path, size_t *len)
   fclose(f);
   if (buf) { buf[sz] = 0; if (len) *len = (size_t)sz; }
   return buf;
+}
+
+size_t tu_mint_token(const secchat_server_key *key, const char *issuer,
+                     const secchat_identity *id, const char *name, uint64_t now_ms, char *out)
+{
+  uint8_t hh[32], proof[64];
+  memset(hh, 0x5a, sizeof hh);
+  ck_assert_int_eq(secchat_token_registration_proof(id, name, strlen(name), hh, proof), 0);
+  size_t tl = 0;
+  int reason = 0;
+  ck_assert_int_eq(secchat_token_issue(key, issuer, name, strlen(name),
+                                       secchat_identity_sign_public_key(id),
+                                       secchat_identity_dh_public_key(id),
+                                       secchat_identity_dh_sig(id), proof, hh,
+                                       secchat_identity_dh_public_key(id), (int64_t)(now_ms / 1000),
+                                       0, out, SECCHAT_MAX_TOKEN_BYTES + 1, &tl, &reason),
+                   0);
+  return tl;
+}
+
+int tu_chat_state(const secchat_client *c, const uint8_t chat[16])
+{
+  for (size_t i = 0; i < secchat_client_chat_count(c); i++) {
+    uint8_t id[16];
+    int st = 0;
+    ck_assert_int_eq(secchat_client_chat_at(c, i, id, &st, NULL, NULL), 0);
+    if (memcmp(id, chat, 16) == 0)
+      return st;
+  }
+  return 0;
 }
