@@ -49,19 +49,31 @@ class Chatd:
         self.data = self.dir / "data"
         self.log = self.dir / "chatd.log"
         self.host = host
-        self.port = free_port(family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-        self.metrics_port = free_port() if metrics else None
-        listen = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
-        args = [str(CHATD), "--listen", listen, "--data-dir", str(self.data),
-                "--log-file", str(self.log), "--threads", str(threads), "--name", "relay.test"]
-        if metrics:
-            args += ["--metrics", f"127.0.0.1:{self.metrics_port}"]
-        args += [str(a) for a in extra]
         self.stderr_path = self.dir / "chatd.stderr"
-        self._stderr = open(self.stderr_path, "w")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                     env=child_env(env), preexec_fn=preexec_fn)
-        self._wait_listening()
+        # A free port found here can be taken by another process before
+        # chatd binds it (other suites run in parallel): then chatd exits
+        # with EADDRINUSE and is started again on fresh ports.
+        for attempt in range(5):
+            self.port = free_port(family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.metrics_port = free_port() if metrics else None
+            listen = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+            args = [str(CHATD), "--listen", listen, "--data-dir", str(self.data),
+                    "--log-file", str(self.log), "--threads", str(threads), "--name",
+                    "relay.test"]
+            if metrics:
+                args += ["--metrics", f"127.0.0.1:{self.metrics_port}"]
+            args += [str(a) for a in extra]
+            self._stderr = open(self.stderr_path, "w")
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                         env=child_env(env), preexec_fn=preexec_fn)
+            try:
+                self._wait_listening()
+                return
+            except AssertionError:
+                self._stderr.close()
+                if attempt == 4 or self.proc.poll() is None or \
+                        "Address already in use" not in self.stderr():
+                    raise
 
     def _wait_listening(self):
         deadline = time.monotonic() + 15
