@@ -284,11 +284,17 @@ def test_idle_stats_published_after_the_last_cross_worker_job(tmp_path):
     d = Chatd(tmp_path, threads=2)
     c = d.client()
     try:
-        # Idle first: the start-up probe's connection is gone from its
+        # Idle first: the metrics thread listens (it may start after the
+        # relay's socket), the start-up probe's connection is gone from its
         # worker, which published that (within 100 ms) as it does every change.
-        deadline, prev = time.monotonic() + 3, None
+        deadline, prev = time.monotonic() + 5, None
         while True:
-            st = parse_prometheus(d.metrics()[2])
+            try:
+                st = parse_prometheus(d.metrics()[2])
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "metrics endpoint not listening"
+                time.sleep(0.05)
+                continue
             now = (metric(st, "chatd_connections"), core(st))
             if now[0] == 0 and now == prev:
                 break
