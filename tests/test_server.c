@@ -2150,9 +2150,11 @@ static void run_switch(const switch_ids *ids, const int *choice, int *nopts, int
 {
   CFG.cluster = 1;
   CFG.max_conns = 16;
+  uint64_t idle[3];
   for (int w = 0; w < 3; w++) {
     CFG.worker_id = (uint32_t)w;
     make_server();
+    idle[w] = mem_unpooled(S);
   }
   S = SRV[W_OLD];
   sim *t0 = relogin(ids->t, "10.0.0.1", 1);
@@ -2241,6 +2243,20 @@ static void run_switch(const switch_ids *ids, const int *choice, int *nopts, int
     secchat_server_get_stats(SRV[w], &st);
     ck_assert_uint_eq(st.fanout_bad, 0);
   }
+
+  /* Everyone leaves (the replaced t0 too: the host closes it after its
+   * BYE): whichever order the race took, every worker accounts exactly
+   * what it did before the first login (no remote directory entry, job or
+   * replaced session left behind: the soak's idle check). */
+  ck_assert_int_eq(NSIMS, 4);
+  for (int i = 0; i < NSIMS; i++) {
+    ck_assert_int_eq(secchat_server_conn_closed(SIMS[i]->srv, SIMS[i]->id, NOW), 0);
+    pump_events();
+  }
+  for (int w = 0; w < 3; w++)
+    ck_assert_msg(mem_unpooled(SRV[w]) == idle[w],
+                  "worker %d: %llu bytes accounted after everyone left, %llu before", w,
+                  (unsigned long long)mem_unpooled(SRV[w]), (unsigned long long)idle[w]);
 }
 
 START_TEST(test_cluster_replaced_login_direct_race)

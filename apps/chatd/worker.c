@@ -90,7 +90,9 @@ struct chatd_worker {
   int stopping;
   uint64_t stop_deadline;
   uint64_t last_publish;
-  int publish_due;
+  int publish_due;           /* set by every change of st or of the core (any
+                              * secchat_server_* call that mutates it): the
+                              * loop publishes within CHATD_STATS_PUBLISH_MS */
   chatd_worker_stats st;     /* host counters (core part filled on publish) */
   uint8_t rbuf[READ_BUF];
 };
@@ -451,6 +453,7 @@ static void conn_new(chatd_worker *w, msg *m, uint64_t now)
   int one = 1, rc = -1;
 
   w->st.accepted++;
+  w->publish_due = 1;
   if (c == NULL)
     goto fail;
   c->fd = m->fd;
@@ -528,6 +531,7 @@ static int conn_write(chatd_worker *w, wconn *c)
 
   if (n <= 0)
     return 0;
+  w->publish_due = 1; /* the core may have packed queued frames into chunks */
   memset(&mh, 0, sizeof mh);
   mh.msg_iov = (struct iovec *)(void *)iov;
   mh.msg_iovlen = (size_t)n;
@@ -537,7 +541,6 @@ static int conn_write(chatd_worker *w, wconn *c)
   if (k < 0)
     return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
   (void)secchat_server_conn_consumed(w->srv, c->id, (size_t)k);
-  w->publish_due = 1;
   return 0;
 }
 
@@ -636,11 +639,13 @@ static void inbox_drain(chatd_worker *w, uint64_t now)
     } else if (m->type == MSG_FANOUT) {
       /* How long the job waited: a worker that does not run (starved,
        * stuck) shows here; deliveries through it are late by as much. */
-      if (taken > m->queued_ms && taken - m->queued_ms > w->st.fanout_lag_max_ms) {
+      if (taken > m->queued_ms && taken - m->queued_ms > w->st.fanout_lag_max_ms)
         w->st.fanout_lag_max_ms = taken - m->queued_ms;
-        w->publish_due = 1;
-      }
       int rc = secchat_server_fanout_in(w->srv, m->job->data, m->job->len, now);
+      /* The job changed the core (remote directory, route members, the
+       * fanout_in counter) even when no local socket is touched: on a
+       * worker with no connections left, this is its last change. */
+      w->publish_due = 1;
       if (rc != 0 && rc != SECCHAT_ERR_NOMEM)
         CHATD_LOG(w->hub->log, CHATD_LOG_ERROR, "fanout_in_fail", chatd_f_uint("worker", w->id),
                   chatd_f_str("error", secchat_strerror(rc)));
@@ -722,6 +727,7 @@ static void *worker_main(void *arg)
     }
     if (secchat_server_next_timeout(w->srv) <= now) {
       secchat_server_on_timeout(w->srv, now);
+      w->publish_due = 1; /* timeouts count and free state too */
       drain_events(w);
     }
     flush_dirty(w, now);

@@ -270,6 +270,65 @@ def test_slow_consumer_disconnected_others_unaffected(tmp_path):
         assert d.stop()[0] == 0
 
 
+def test_idle_stats_published_after_the_last_cross_worker_job(tmp_path):
+    """A worker whose own clients left first changes once more when the
+    other worker's last client leaves: the fanout jobs it takes in then
+    drop that user from its remote directory and route. It must publish
+    that change like any other, or chatd_core_memory_bytes (which the
+    soak's idle check compares with the idle start) and the fanout_in
+    counter stay stale for as long as nothing else happens on it."""
+    def core(st):
+        return (metric(st, "chatd_core_memory_bytes")
+                - metric(st, "chatd_core_pool_memory_bytes"))
+
+    d = Chatd(tmp_path, threads=2)
+    c = d.client()
+    try:
+        # Idle first: the metrics thread listens (it may start after the
+        # relay's socket), the start-up probe's connection is gone from its
+        # worker, which published that (within 100 ms) as it does every change.
+        deadline, prev = time.monotonic() + 5, None
+        while True:
+            try:
+                st = parse_prometheus(d.metrics()[2])
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "metrics endpoint not listening"
+                time.sleep(0.05)
+                continue
+            now = (metric(st, "chatd_connections"), core(st))
+            if now[0] == 0 and now == prev:
+                break
+            assert time.monotonic() < deadline, f"not idle after start: {now}"
+            prev = now
+            time.sleep(0.3)
+        idle = now[1]
+        c.login(0, "leaves-first")
+        c.login(1, "leaves-last")
+        # Least-loaded dispatch: the second concurrent connection went to
+        # the other worker, so each worker holds the other's user remotely.
+        log = d.wait_log(r"(?s) info connect .* info connect .* info connect ")
+        workers = re.findall(r" info connect worker=(\d+) ", log)[1:]  # after the probe's
+        assert sorted(workers) == ["0", "1"], workers
+        join_route(c, [0, 1], 9)
+        c.ok("close 0")
+        assert c.cmd("recv 1 3000") == "frame PRESENCE route=9 uid=" + c.ok("uid 0")[3:] + " online=0"
+        time.sleep(0.3)  # the first worker has published its last own change
+        c.ok("close 1")
+        deadline = time.monotonic() + 3
+        while True:
+            st = parse_prometheus(d.metrics()[2])
+            got = (metric(st, "chatd_connections"), core(st),
+                   metric(st, "chatd_fanout_jobs_total", direction="in"))
+            want = (0, idle, metric(st, "chatd_fanout_jobs_total", direction="out"))
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert got == want, f"(connections, core bytes, jobs in) idle: {got}, expected {want}"
+    finally:
+        c.close()
+        assert d.stop()[0] == 0
+
+
 def raw_conn(relay):
     return socket.create_connection(("127.0.0.1", relay.port), timeout=15)
 
