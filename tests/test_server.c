@@ -234,6 +234,19 @@ static sim *sim_new(const char *name)
   return s;
 }
 
+/* A new user on a reused sim: fresh name, signing key and uid (the DH key
+ * is kept and signed again), for tests that cycle many logins through one
+ * sim. */
+static void sim_reidentify(sim *s, const char *name)
+{
+  uint8_t seed[32];
+  snprintf(s->name, sizeof s->name, "%s", name);
+  sc_random(seed, sizeof seed);
+  crypto_sign_seed_keypair(s->sign_pk, s->sign_sk, seed);
+  sc_uid_from_sign_pk(s->uid, s->sign_pk);
+  ck_assert_int_eq(sc_sign_ctx(s->dh_sig, SC_CTX_DH, s->dh_pk, 32, s->sign_sk), 0);
+}
+
 /* A clone of s's identity (same keys, fresh connection state). */
 static sim *sim_clone(const sim *o)
 {
@@ -348,6 +361,16 @@ static int sim_next_nonpresence(sim *s, sc_frame *f)
     if (f->type != SC_FRAME_PRESENCE)
       return 1;
   return 0;
+}
+
+/* The next frame other than PRESENCE is a DELIVER of exactly `text`. */
+static void expect_deliver(sim *s, const char *text)
+{
+  sc_frame f;
+  ck_assert_int_eq(sim_next_nonpresence(s, &f), 1);
+  ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
+  ck_assert_uint_eq(f.u.deliver.blob.len, strlen(text));
+  ck_assert_mem_eq(f.u.deliver.blob.p, text, strlen(text));
 }
 
 static void sim_send(sim *s, const sc_frame *f)
@@ -1481,8 +1504,7 @@ START_TEST(test_b13_renew_in_grace)
   ck_assert(!a->closed);
   sim_group_send(a, 1, 5, (const uint8_t *)"ok", 2);
   sim_expect(a, SC_FRAME_RELAYED, NULL);
-  ck_assert_int_eq(sim_next_nonpresence(b, &f), 1);
-  ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
+  expect_deliver(b, "ok");
   /* A renewal proof over a foreign handshake hash is refused and closes. */
   memset(a->hh, 0, 32);
   sim_renew(a);
@@ -1725,10 +1747,8 @@ START_TEST(test_a5_a6_slicing)
   sim_route_open(a, 1);
   sim_route_open(b, 1);
   sim_group_send(a, 1, 3, (const uint8_t *)"sliced", 6);
+  expect_deliver(b, "sliced");
   sc_frame f;
-  ck_assert_int_eq(sim_next_nonpresence(b, &f), 1);
-  ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
-  ck_assert_mem_eq(f.u.deliver.blob.p, "sliced", 6);
   SLICE = 0;
   sim_drain(a);
   a->rd = a->nin;
@@ -1823,12 +1843,7 @@ START_TEST(test_memory_idle_connections)
   for (int i = 0; i < N; i++) {
     char nm[32];
     snprintf(nm, sizeof nm, "user%05d", i); /* realistic, distinct names */
-    snprintf(s->name, sizeof s->name, "%s", nm);
-    uint8_t seed[32];
-    sc_random(seed, sizeof seed);
-    crypto_sign_seed_keypair(s->sign_pk, s->sign_sk, seed);
-    sc_uid_from_sign_pk(s->uid, s->sign_pk);
-    ck_assert_int_eq(sc_sign_ctx(s->dh_sig, SC_CTX_DH, s->dh_pk, 32, s->sign_sk), 0);
+    sim_reidentify(s, nm);
     sim_connect(s, "10.1.0.1");
     sim_register(s);
     sim_auth(s);
@@ -1902,12 +1917,9 @@ START_TEST(test_memory_returns_after_load)
   for (int i = 0; i < N; i++)
     for (int k = 0; k < 2; k++) {
       sim *c = s[k];
-      snprintf(c->name, sizeof c->name, "load%d-%04d", k, i);
-      uint8_t seed[32];
-      sc_random(seed, sizeof seed);
-      crypto_sign_seed_keypair(c->sign_pk, c->sign_sk, seed);
-      sc_uid_from_sign_pk(c->uid, c->sign_pk);
-      ck_assert_int_eq(sc_sign_ctx(c->dh_sig, SC_CTX_DH, c->dh_pk, 32, c->sign_sk), 0);
+      char nm[32];
+      snprintf(nm, sizeof nm, "load%d-%04d", k, i);
+      sim_reidentify(c, nm);
       sim_connect(c, "10.2.0.1");
       sim_register(c);
       sim_auth(c);
@@ -1960,10 +1972,7 @@ START_TEST(test_memory_returns_after_load)
   sim_route_open(a, 1);
   sim_route_open(b, 1);
   sim_group_send(a, 1, 7, (const uint8_t *)"hi", 2);
-  sc_frame f;
-  ck_assert_int_eq(sim_next_nonpresence(b, &f), 1);
-  ck_assert_int_eq(f.type, SC_FRAME_DELIVER);
-  ck_assert_mem_eq(f.u.deliver.blob.p, "hi", 2);
+  expect_deliver(b, "hi");
 }
 END_TEST
 
@@ -2554,7 +2563,8 @@ static void st_parse(void)
   }
 }
 
-START_TEST(test_packing_partial_writes)
+/* Relay limits off, output cap `cap`; SA and SB on route 1, inboxes empty. */
+static void st_start(uint32_t cap, uint64_t seed)
 {
   CFG.group_send_rate = 1000000;
   CFG.group_send_burst = 1000000;
@@ -2562,9 +2572,9 @@ START_TEST(test_packing_partial_writes)
   CFG.fanout_bytes_burst = 1u << 30;
   CFG.control_rate = 1000000;
   CFG.control_burst = 1000000;
-  CFG.max_output_bytes = 64u << 20;
+  CFG.max_output_bytes = cap;
   start();
-  ST_RNG = 12345 + (uint64_t)_i;
+  ST_RNG = seed;
   SA = login("alice", "10.0.0.1");
   SB = login("bob", "10.0.0.2");
   sim_route_open(SA, 1);
@@ -2574,6 +2584,11 @@ START_TEST(test_packing_partial_writes)
     ;
   ST_ACCN = ST_PARSED = 0;
   SREF = SEXP_DELIV = 0;
+}
+
+START_TEST(test_packing_partial_writes)
+{
+  st_start(64u << 20, 12345 + (uint64_t)_i);
   for (int it = 0; it < 1000; it++) {
     st_send_some();
     size_t lim;
@@ -2601,22 +2616,7 @@ END_TEST
  * pending stays exact and under the cap until the connection is closed. */
 START_TEST(test_packing_slow_consumer)
 {
-  CFG.group_send_rate = 1000000;
-  CFG.group_send_burst = 1000000;
-  CFG.fanout_bytes_rate = 1u << 30;
-  CFG.fanout_bytes_burst = 1u << 30;
-  CFG.max_output_bytes = 2 * (65535 + 4);
-  start();
-  ST_RNG = 777 + (uint64_t)_i;
-  SA = login("alice", "10.0.0.1");
-  SB = login("bob", "10.0.0.2");
-  sim_route_open(SA, 1);
-  sim_route_open(SB, 1);
-  sc_frame f;
-  while (sim_next(SA, &f) || sim_next(SB, &f))
-    ;
-  SREF = 0;
-  ST_ACCN = ST_PARSED = 0;
+  st_start(2 * (65535 + 4), 777 + (uint64_t)_i);
   for (int it = 0; it < 400 && !SB->closed; it++) {
     st_send_some();
     if (st_rand() % 3 == 0)
