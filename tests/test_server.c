@@ -77,6 +77,7 @@ static sim *SIMS[MAXSIMS];
 static int NSIMS;
 
 static uint64_t FANOUT_JOBS;
+static uint64_t WW_CONN, WW_EVENTS; /* WANT_WRITE events seen for one watched conn */
 
 /* Held fanout (interleaving tests): while HOLD is set, each job is queued
  * per (origin, destination) instead of applied, and the test releases the
@@ -120,6 +121,8 @@ static void pump_events(void)
       while (secchat_server_next_event(SRV[k], &ev) == 1) {
     again = 1;
     ck_assert_uint_eq(ev.struct_size, sizeof ev);
+    if (ev.type == SECCHAT_SERVER_EV_WANT_WRITE && ev.conn == WW_CONN)
+      WW_EVENTS++;
     if (ev.type == SECCHAT_SERVER_EV_FANOUT) {
       FANOUT_JOBS++;
       ck_assert_uint_gt(ev.job_len, 0);
@@ -2515,7 +2518,15 @@ static void st_send_some(void)
     SREF++;
     for (size_t j = 0; j < len; j++)
       SBLOB[j] = (uint8_t)(SREF * 31 + j);
+    /* The host learns of output only by WANT_WRITE: every time SB's queue
+     * goes from empty to non-empty the event must come, whatever partial
+     * writes and packing happened before (else the output sits unseen). */
+    WW_CONN = SB->id;
+    uint64_t ev0 = WW_EVENTS;
+    int was_empty = secchat_server_conn_pending(S, SB->id) == 0;
     sim_group_send(SA, 1, SREF, SBLOB, len);
+    if (was_empty && !SB->closed && secchat_server_conn_pending(S, SB->id) > 0)
+      ck_assert_uint_eq(WW_EVENTS, ev0 + 1);
   }
   /* the sender's own RELAYEDs: drain fully */
   sc_frame f;
