@@ -1593,19 +1593,27 @@ START_TEST(test_garbage_after_auth)
 }
 END_TEST
 
+/* alice and bob logged in, both on route 1, their PRESENCE frames read. */
+static void alice_and_bob_on_route(sim **a, sim **b)
+{
+  sc_frame f;
+  *a = login("alice", "10.0.0.1");
+  *b = login("bob", "10.0.0.2");
+  sim_route_open(*a, 1);
+  sim_route_open(*b, 1);
+  while (sim_next(*a, &f) || sim_next(*b, &f))
+    ;
+}
+
 /* Frames queued for a connection between two drains travel packed, several
  * records in one transport message, in order; the pending count given
  * before the drain is exactly what the drain hands out. */
 START_TEST(test_packing_out)
 {
   start();
-  sim *a = login("alice", "10.0.0.1");
-  sim *b = login("bob", "10.0.0.2");
-  sim_route_open(a, 1);
-  sim_route_open(b, 1);
+  sim *a, *b;
+  alice_and_bob_on_route(&a, &b);
   sc_frame f;
-  while (sim_next(a, &f) || sim_next(b, &f))
-    ;
   enum { N = 50 };
   uint8_t blob[200];
   int before_a = a->nmsgs, before_b = b->nmsgs;
@@ -2586,13 +2594,7 @@ static void st_start(uint32_t cap, uint64_t seed)
   CFG.max_output_bytes = cap;
   start();
   ST_RNG = seed;
-  SA = login("alice", "10.0.0.1");
-  SB = login("bob", "10.0.0.2");
-  sim_route_open(SA, 1);
-  sim_route_open(SB, 1);
-  sc_frame f;
-  while (sim_next(SA, &f) || sim_next(SB, &f))
-    ;
+  alice_and_bob_on_route(&SA, &SB);
   ST_ACCN = ST_PARSED = 0;
   SREF = SEXP_DELIV = 0;
 }
