@@ -84,7 +84,7 @@ static uint64_t WW_CONN, WW_EVENTS; /* WANT_WRITE events seen for one watched co
  * queue heads in the order it chooses. Per origin and destination the
  * order is kept, as chatd's inboxes do; across origins any order is
  * possible, and the tests try them all. */
-#define HELD_MAX 32
+#define HELD_MAX 1024
 static int HOLD;
 static uint8_t *HELD[4][4][HELD_MAX];
 static size_t HELD_LEN[4][4][HELD_MAX];
@@ -2649,6 +2649,293 @@ START_TEST(test_packing_slow_consumer)
 }
 END_TEST
 
+/* ---- churn across workers against a model --------------------------------------------
+ * Random logins (fresh, or replacing the live connection of the same user
+ * from any worker), closes, route opens and closes and GROUP_SENDs on three
+ * workers, with every fanout job held and released in a random order (FIFO
+ * per origin and destination, as chatd's inboxes are). The model knows
+ * which user's live connection is on which route.
+ *
+ * A send made while no job is in flight (and followed by the release of
+ * every job it caused) must reach exactly the users whose live connection
+ * is on the route, the sender excepted, once each; the sender gets RELAYED.
+ * A send made with jobs in flight may miss a member whose join has not
+ * crossed yet, or reach one whose leave has not (docs/relay.md, "Workers"),
+ * but never reaches a connection twice. This is the relay-side half of the
+ * soak's "no acknowledged message lost" (scripts/soak), without sockets or
+ * timing, so a failure replays from its seed. */
+enum { CH_USERS = 10, CH_ROUTES = 5, CH_W = 3, CH_MSGS = 4096 };
+
+typedef struct ch_user {
+  sim *s[2];      /* two connections' worth: a new login uses the other one */
+  int cur;        /* index of the live connection in s[], -1 offline */
+  unsigned routes; /* routes the live connection has opened */
+  int open[2];    /* s[k] has a connection the host has not closed */
+  int session[2]; /* session number of each s[] (deliveries count per session) */
+} ch_user;
+
+static ch_user CH[CH_USERS];
+static uint8_t CH_WANT[CH_MSGS][CH_USERS]; /* strict sends: expected receipts */
+static uint16_t CH_GOT[CH_MSGS][CH_USERS];
+static uint8_t CH_STRICT[CH_MSGS], CH_RELAYED[CH_MSGS];
+static uint32_t CH_LASTSESS[CH_MSGS][CH_USERS]; /* at most once per connection */
+static int CH_SESSIONS;
+static uint64_t CH_IDLE[CH_W]; /* accounted memory of each worker before any login */
+
+/* Read everything queued for user u's connection k: deliveries, RELAYED. */
+static void ch_consume(int u, int k)
+{
+  sim *s = CH[u].s[k];
+  sc_frame f;
+  if (!s->hs_done)
+    return;
+  while (sim_next(s, &f)) {
+    if (f.type == SC_FRAME_DELIVER) {
+      ck_assert_uint_eq(f.u.deliver.blob.len, 8);
+      uint64_t m = 0;
+      for (int i = 0; i < 8; i++)
+        m = m << 8 | f.u.deliver.blob.p[i];
+      ck_assert_uint_lt(m, CH_MSGS);
+      uint32_t sess = (uint32_t)CH[u].session[k];
+      ck_assert_msg(CH_LASTSESS[m][u] != sess, "message %d reached user %d's connection twice",
+                    (int)m, u);
+      CH_LASTSESS[m][u] = sess;
+      CH_GOT[m][u]++;
+    } else if (f.type == SC_FRAME_RELAYED) {
+      ck_assert_uint_lt(f.u.relayed.ref, CH_MSGS);
+      CH_RELAYED[f.u.relayed.ref]++;
+    } else {
+      ck_assert_msg(f.type == SC_FRAME_PRESENCE || f.type == SC_FRAME_BYE,
+                    "unexpected frame %d", (int)f.type);
+    }
+  }
+  for (int i = 0; i < s->nin; i++)
+    free(s->inbox[i]);
+  s->nin = s->rd = 0;
+}
+
+/* Release one held job (a random non-empty queue's head); 0 if none. */
+static int ch_release_one(void)
+{
+  int cand[CH_W * CH_W], n = 0;
+  for (int o = 0; o < CH_W; o++)
+    for (int d = 0; d < CH_W; d++)
+      if (HELD_N[o][d] > 0)
+        cand[n++] = o * CH_W + d;
+  if (n == 0)
+    return 0;
+  int pick = cand[st_rand() % n], o = pick / CH_W, d = pick % CH_W;
+  uint8_t *job = HELD[o][d][HELD_HEAD[o][d]];
+  size_t len = HELD_LEN[o][d][HELD_HEAD[o][d]];
+  HELD_HEAD[o][d]++;
+  if (--HELD_N[o][d] == 0)
+    HELD_HEAD[o][d] = 0;
+  ck_assert_int_eq(secchat_server_fanout_in(SRV[d], job, len, NOW), 0);
+  free(job);
+  pump_events();
+  return 1;
+}
+
+/* A connection the relay closed (replaced): the host reads it, then
+ * reports it closed; the user is offline if it was the live one. */
+static void ch_reap(void)
+{
+  for (int u = 0; u < CH_USERS; u++)
+    for (int k = 0; k < 2; k++) {
+      sim *s = CH[u].s[k];
+      if (s->closed && CH[u].open[k]) {
+        host_close(s);
+        ch_consume(u, k);
+        CH[u].open[k] = 0;
+        if (CH[u].cur == k) {
+          CH[u].cur = -1;
+          CH[u].routes = 0;
+        }
+      }
+    }
+}
+
+/* No job in flight, every closed connection reaped. */
+static void ch_quiesce(void)
+{
+  do {
+    while (ch_release_one())
+      ;
+    ch_reap();
+  } while (ch_release_one());
+}
+
+static void ch_login(int u, int w)
+{
+  ch_user *c = &CH[u];
+  int k = c->cur < 0 ? 0 : 1 - c->cur;
+  sim *s = c->s[k];
+  if (c->open[k]) /* still open (replaced, not yet reaped): the host closes it */
+    host_close(s);
+  ch_consume(u, k);
+  sim_reset(s);
+  s->srv = SRV[w];
+  advance(1); /* a login newer than the one it replaces (ties go by worker id) */
+  c->session[k] = ++CH_SESSIONS;
+  char src[32];
+  snprintf(src, sizeof src, "10.9.%d.%d", w, u);
+  sim_connect(s, src);
+  sim_auth(s);
+  c->open[k] = 1;
+  /* The previous connection (if any) is replaced: at once on the same
+   * worker, when ONLINE arrives on another; the model moves on now. */
+  c->cur = k;
+  c->routes = 0;
+}
+
+static void ch_close(int u)
+{
+  ch_user *c = &CH[u];
+  host_close(c->s[c->cur]);
+  ch_consume(u, c->cur);
+  c->open[c->cur] = 0;
+  c->cur = -1;
+  c->routes = 0;
+}
+
+static void ch_route(int u, int r)
+{
+  ch_user *c = &CH[u];
+  uint8_t id[32];
+  route_id(id, r);
+  sc_frame f = {.type = (c->routes >> r & 1) ? SC_FRAME_ROUTE_CLOSE : SC_FRAME_ROUTE_OPEN};
+  f.u.route.route_id = id;
+  sim_send(c->s[c->cur], &f);
+  c->routes ^= 1u << r;
+}
+
+static void ch_send(int u, int r, uint64_t m, int strict)
+{
+  ch_user *c = &CH[u];
+  uint8_t blob[8];
+  for (int i = 0; i < 8; i++)
+    blob[i] = (uint8_t)(m >> (56 - 8 * i));
+  CH_STRICT[m] = (uint8_t)strict;
+  if (strict)
+    for (int v = 0; v < CH_USERS; v++)
+      CH_WANT[m][v] = v != u && CH[v].cur >= 0 && (CH[v].routes >> r & 1);
+  sim_group_send(c->s[c->cur], r, m, blob, sizeof blob);
+}
+
+static void ch_run(uint64_t seed, int steps)
+{
+  ST_RNG = seed;
+  HOLD = 1;
+  uint64_t m = 1;
+  for (int step = 0; step < steps && m < CH_MSGS; step++) {
+    if (step % 16 == 0)
+      advance(20); /* 50 steps/s: under every rate limit */
+    int u = st_rand() % CH_USERS, x = st_rand() % 100;
+    ch_user *c = &CH[u];
+    if (x < 25) {
+      for (int j = st_rand() % 4; j >= 0; j--)
+        ch_release_one();
+    } else if (c->cur < 0 || c->s[c->cur]->closed) {
+      ch_reap();
+      if (c->cur < 0)
+        ch_login(u, st_rand() % CH_W);
+    } else if (x < 28) {
+      ch_login(u, st_rand() % CH_W); /* replaces the live connection */
+    } else if (x < 30) {
+      ch_close(u);
+    } else if (x < 55) {
+      int r = st_rand() % CH_ROUTES;
+      if (!(c->routes >> r & 1) || st_rand() % 2) /* opens outweigh closes */
+        ch_route(u, r);
+    } else if (x < 65) {
+      ch_consume(u, c->cur);
+    } else if (c->routes != 0) {
+      int r;
+      do
+        r = st_rand() % CH_ROUTES;
+      while (!(c->routes >> r & 1));
+      int strict = x < 80;
+      if (strict) {
+        ch_quiesce();
+        if (c->cur < 0 || c->s[c->cur]->closed)
+          continue;
+      }
+      ch_send(u, r, m++, strict);
+      if (strict)
+        ch_quiesce();
+    }
+  }
+  ch_quiesce();
+  for (int u = 0; u < CH_USERS; u++)
+    for (int k = 0; k < 2; k++)
+      ch_consume(u, k);
+  int strict = 0, owed = 0;
+  for (uint64_t i = 1; i < m; i++) {
+    ck_assert_msg(CH_RELAYED[i] == 1, "seed %llu: message %d answered %d times",
+                  (unsigned long long)seed, (int)i, CH_RELAYED[i]);
+    if (!CH_STRICT[i])
+      continue;
+    strict++;
+    for (int v = 0; v < CH_USERS; v++) {
+      owed += CH_WANT[i][v];
+      ck_assert_msg(CH_GOT[i][v] == CH_WANT[i][v],
+                    "seed %llu: message %d reached user %d %d times, owed %d",
+                    (unsigned long long)seed, (int)i, v, CH_GOT[i][v], CH_WANT[i][v]);
+    }
+  }
+  fprintf(stderr, "churn seed %llu: %d sends, %d checked strictly (%d deliveries owed), %d logins\n",
+          (unsigned long long)seed, (int)m - 1, strict, owed, CH_SESSIONS);
+  ck_assert_int_gt(strict, 100);
+  ck_assert_int_gt(owed, 200);
+  /* Everyone leaves: no worker keeps a route, a remote member or a remote
+   * directory entry (stale ones would not show in deliveries above). */
+  for (int u = 0; u < CH_USERS; u++)
+    for (int k = 0; k < 2; k++)
+      if (CH[u].open[k]) {
+        host_close(CH[u].s[k]);
+        CH[u].open[k] = 0;
+      }
+  ch_quiesce();
+  for (int w = 0; w < CH_W; w++) {
+    secchat_server_stats st;
+    secchat_server_get_stats(SRV[w], &st);
+    ck_assert_uint_eq(st.conns_open, 0);
+    ck_assert_msg(st.routes == 0, "seed %llu: worker %d keeps %llu routes",
+                  (unsigned long long)seed, w, (unsigned long long)st.routes);
+    ck_assert_uint_eq(mem_unpooled(SRV[w]), CH_IDLE[w]);
+  }
+  HOLD = 0;
+}
+
+START_TEST(test_cluster_churn_model)
+{
+  CFG.cluster = 1;
+  CFG.register_per_min = 0;
+  for (int w = 0; w < CH_W; w++) {
+    CFG.worker_id = (uint32_t)w;
+    make_server();
+    CH_IDLE[w] = mem_unpooled(S);
+  }
+  S = SRV[0];
+  for (int u = 0; u < CH_USERS; u++) {
+    char nm[16];
+    snprintf(nm, sizeof nm, "churn%d", u);
+    sim *reg = login(nm, "10.9.9.9");
+    host_close(reg);
+    CH[u].s[0] = sim_clone(reg);
+    CH[u].s[1] = sim_clone(reg);
+    CH[u].cur = -1;
+    CH[u].routes = 0;
+    CH[u].open[0] = CH[u].open[1] = 0;
+  }
+  memset(CH_GOT, 0, sizeof CH_GOT);
+  memset(CH_RELAYED, 0, sizeof CH_RELAYED);
+  memset(CH_LASTSESS, 0, sizeof CH_LASTSESS);
+  CH_SESSIONS = 0;
+  ch_run(0x5eed0000u + (uint64_t)_i, 6000);
+}
+END_TEST
+
 static Suite *server_suite(void)
 {
   Suite *s = suite_create("server");
@@ -2692,6 +2979,7 @@ static Suite *server_suite(void)
   tcase_add_test(tc, test_memory_returns_after_load);
   tcase_add_test(tc, test_cluster);
   tcase_add_test(tc, test_cluster_replaced_login_direct_race);
+  tcase_add_loop_test(tc, test_cluster_churn_model, 0, 8);
   tcase_add_test(tc, test_no_cluster_no_jobs);
   tcase_add_test(tc, test_api_misuse);
   suite_add_tcase(s, tc);
