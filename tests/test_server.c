@@ -147,6 +147,20 @@ static void pump_events(void)
   }
 }
 
+/* Apply the head of the (origin, destination) queue at its destination. */
+static void held_release(int o, int d)
+{
+  ck_assert_int_gt(HELD_N[o][d], 0);
+  uint8_t *job = HELD[o][d][HELD_HEAD[o][d]];
+  size_t len = HELD_LEN[o][d][HELD_HEAD[o][d]];
+  HELD_HEAD[o][d]++;
+  if (--HELD_N[o][d] == 0)
+    HELD_HEAD[o][d] = 0;
+  ck_assert_int_eq(secchat_server_fanout_in(SRV[d], job, len, NOW), 0);
+  free(job);
+  pump_events();
+}
+
 static int log_count(const char *event, int code)
 {
   int n = 0;
@@ -2218,12 +2232,7 @@ static void run_switch(const switch_ids *ids, const int *choice, int *nopts, int
         out->want_t1 = auth_done;
       if (type == 4 && d == W_OLD) /* JOB_ONLINE */
         online_at_old = 1;
-      uint8_t *job = HELD[o][d][HELD_HEAD[o][d]];
-      size_t len = HELD_LEN[o][d][HELD_HEAD[o][d]++];
-      HELD_N[o][d]--;
-      ck_assert_int_eq(secchat_server_fanout_in(SRV[d], job, len, NOW), 0);
-      free(job);
-      pump_events();
+      held_release(o, d);
     }
   }
   *nsteps = step;
@@ -2724,35 +2733,31 @@ static int ch_release_one(void)
         cand[n++] = o * CH_W + d;
   if (n == 0)
     return 0;
-  int pick = cand[st_rand() % n], o = pick / CH_W, d = pick % CH_W;
-  uint8_t *job = HELD[o][d][HELD_HEAD[o][d]];
-  size_t len = HELD_LEN[o][d][HELD_HEAD[o][d]];
-  HELD_HEAD[o][d]++;
-  if (--HELD_N[o][d] == 0)
-    HELD_HEAD[o][d] = 0;
-  ck_assert_int_eq(secchat_server_fanout_in(SRV[d], job, len, NOW), 0);
-  free(job);
-  pump_events();
+  int pick = cand[st_rand() % n];
+  held_release(pick / CH_W, pick % CH_W);
   return 1;
 }
 
-/* A connection the relay closed (replaced): the host reads it, then
- * reports it closed; the user is offline if it was the live one. */
+/* The host reads user u's connection k and reports it closed; the user
+ * is offline if it was the live one. */
+static void ch_end(int u, int k)
+{
+  host_close(CH[u].s[k]);
+  ch_consume(u, k);
+  CH[u].open[k] = 0;
+  if (CH[u].cur == k) {
+    CH[u].cur = -1;
+    CH[u].routes = 0;
+  }
+}
+
+/* End every connection the relay closed (replaced). */
 static void ch_reap(void)
 {
   for (int u = 0; u < CH_USERS; u++)
-    for (int k = 0; k < 2; k++) {
-      sim *s = CH[u].s[k];
-      if (s->closed && CH[u].open[k]) {
-        host_close(s);
-        ch_consume(u, k);
-        CH[u].open[k] = 0;
-        if (CH[u].cur == k) {
-          CH[u].cur = -1;
-          CH[u].routes = 0;
-        }
-      }
-    }
+    for (int k = 0; k < 2; k++)
+      if (CH[u].s[k]->closed && CH[u].open[k])
+        ch_end(u, k);
 }
 
 /* No job in flight, every closed connection reaped. */
@@ -2771,8 +2776,7 @@ static void ch_login(int u, int w)
   int k = c->cur < 0 ? 0 : 1 - c->cur;
   sim *s = c->s[k];
   if (c->open[k]) /* still open (replaced, not yet reaped): the host closes it */
-    host_close(s);
-  ch_consume(u, k);
+    ch_end(u, k);
   sim_reset(s);
   s->srv = SRV[w];
   advance(1); /* a login newer than the one it replaces (ties go by worker id) */
@@ -2785,16 +2789,6 @@ static void ch_login(int u, int w)
   /* The previous connection (if any) is replaced: at once on the same
    * worker, when ONLINE arrives on another; the model moves on now. */
   c->cur = k;
-  c->routes = 0;
-}
-
-static void ch_close(int u)
-{
-  ch_user *c = &CH[u];
-  host_close(c->s[c->cur]);
-  ch_consume(u, c->cur);
-  c->open[c->cur] = 0;
-  c->cur = -1;
   c->routes = 0;
 }
 
@@ -2842,7 +2836,7 @@ static void ch_run(uint64_t seed, int steps)
     } else if (x < 28) {
       ch_login(u, st_rand() % CH_W); /* replaces the live connection */
     } else if (x < 30) {
-      ch_close(u);
+      ch_end(u, c->cur);
     } else if (x < 55) {
       int r = st_rand() % CH_ROUTES;
       if (!(c->routes >> r & 1) || st_rand() % 2) /* opens outweigh closes */
@@ -2891,10 +2885,8 @@ static void ch_run(uint64_t seed, int steps)
    * directory entry (stale ones would not show in deliveries above). */
   for (int u = 0; u < CH_USERS; u++)
     for (int k = 0; k < 2; k++)
-      if (CH[u].open[k]) {
-        host_close(CH[u].s[k]);
-        CH[u].open[k] = 0;
-      }
+      if (CH[u].open[k])
+        ch_end(u, k);
   ch_quiesce();
   for (int w = 0; w < CH_W; w++) {
     secchat_server_stats st;
